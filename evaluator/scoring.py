@@ -1,0 +1,73 @@
+"""The evaluation protocol: placements from window t, scored on window t + 1.
+
+This is how a deployed balancer works (it balances for the traffic it saw); the
+same-window ("oracle") score is reported beside it, free of prediction error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from evaluator.metrics import gpu_loads, per_layer_balancedness, placement_balance
+from evaluator.presets import Preset
+from evaluator.timing import time_call
+from evaluator.validation import validate_placement
+
+RebalanceFn = Callable[..., object]
+
+
+def compute_placements(
+    rebalance: RebalanceFn, history: np.ndarray, preset: Preset
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Validated ``(phy2log, log2phy, logcnt)`` for each window of ``history [T, L, E]``.
+
+    Raises:
+        evaluator.validation.InvalidPlacement: when any window's output is not a placement.
+    """
+    placements = []
+    for window in history:
+        output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args())
+        placements.append(
+            validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas, preset.num_gpus)
+        )
+    return placements
+
+
+def _stacked_balance(placements: list, loads: list[np.ndarray], preset: Preset) -> tuple[dict, torch.Tensor]:
+    """Balance pooled over windows: the windows' layers are stacked as one long layer axis."""
+    phy2log = torch.cat([p[0] for p in placements])
+    logcnt = torch.cat([p[2] for p in placements])
+    load = torch.from_numpy(np.concatenate(loads))
+    balance = placement_balance(load, phy2log, logcnt, preset.num_groups, preset.num_nodes, preset.num_gpus)
+    layer_bal = per_layer_balancedness(gpu_loads(load, phy2log, logcnt, preset.num_gpus))
+    return balance.to_dict(), layer_bal.view(len(placements), -1).mean(dim=0)
+
+
+def score_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset) -> dict:
+    """All figures of one candidate on one history ``[T, L, E]``.
+
+    Keys are those of :class:`evaluator.metrics.Balance` for the t -> t+1 score,
+    the same prefixed ``oracle_`` for the same-window score, ``gpu_balancedness_per_layer``
+    (``[L]``, t -> t+1, averaged over windows) and ``windows_scored``.
+    """
+    placements = compute_placements(rebalance, history, preset)
+    oracle, _ = _stacked_balance(placements, list(history), preset)
+    if len(history) > 1:
+        predicted, per_layer = _stacked_balance(placements[:-1], list(history[1:]), preset)
+    else:
+        predicted, per_layer = _stacked_balance(placements, list(history), preset)
+    return (
+        predicted
+        | {f"oracle_{k}": v for k, v in oracle.items()}
+        | {"gpu_balancedness_per_layer": per_layer.tolist(), "windows_scored": max(1, len(history) - 1)}
+    )
+
+
+def time_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset, repeats: int = 5, warmup: int = 1) -> dict:
+    """Timing of the rebalance call alone on the case's first window (tensor built beforehand)."""
+    weight = torch.from_numpy(history[0].copy())
+    args = preset.rebalance_args()
+    return time_call(lambda: rebalance(weight, *args), repeats=repeats, warmup=warmup).to_dict()

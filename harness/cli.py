@@ -1,0 +1,197 @@
+"""``eplb-harness`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from evaluator.presets import PRESETS, UnknownPresetError, get_preset
+from evaluator.suites import SUITES, UnknownSuiteError, get_suite
+from harness import sandbox
+from harness.candidate import Candidate, ContractError, check_source, discover
+from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, case_results, format_table, leaderboard
+from harness.store import DEFAULT_URL, Store
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not a usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="eplb-harness", description="Evaluate, compare and evolve EPLB load balancers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ev = sub.add_parser("evaluate", help="score candidates on a suite and print the table")
+    ev.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
+    ev.add_argument("--suite", default="default", help="suite name (see `eplb-harness suites`)")
+    ev.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+    ev.add_argument("--out", default="results", help="directory for the per-case CSV/JSON (default results/)")
+    _add_store_arg(ev)
+    ev.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
+    ev.add_argument("--timeout", type=_positive_float, default=sandbox.Limits.timeout_s,
+                    help="wall-time limit per case, seconds")
+    ev.add_argument("--memory-mb", type=_positive_int, default=sandbox.Limits.memory_mb,
+                    help="memory a worker may add, MiB")
+    ev.add_argument("--repeats", type=_positive_int, default=5, help="timed calls per case (after warm-up)")
+    ev.add_argument("--force", action="store_true", help="re-evaluate even when the store has the result")
+    ev.add_argument("--no-timing", action="store_true", help="skip the timing phase")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    lb = sub.add_parser("leaderboard", help="rank every stored candidate on a suite")
+    _add_store_arg(lb)
+    lb.add_argument("--suite", default="default")
+    lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
+    lb.add_argument("--rank-by", choices=RANKABLE, default="gpu_balancedness")
+    lb.add_argument("--plots", metavar="DIR", help="also write pareto.png, gap_heatmap.png, ranking.png here")
+    lb.add_argument("--all-columns", action="store_true", help="show per-family and compatibility columns")
+
+    sub.add_parser("presets", help="list model presets")
+    sub.add_parser("suites", help="list suites and their cases")
+    return parser
+
+
+def _cases(args: argparse.Namespace):
+    cases = get_suite(args.suite)
+    if args.preset:
+        for name in args.preset:
+            get_preset(name)
+        cases = [c for c in cases if c.preset in args.preset]
+        if not cases:
+            raise UsageError(f"suite {args.suite!r} has no case on preset(s) {', '.join(args.preset)}")
+    return cases
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from harness.runner import RunConfig, evaluate
+
+    cases = _cases(args)
+    candidates: list[Candidate] = []
+    broken: dict[str, str] = {}
+    for spec in args.candidates:
+        try:
+            found = discover(spec)
+        except ContractError as exc:
+            broken[spec] = str(exc)
+            continue
+        for cand in found:
+            try:
+                check_source(cand)
+                candidates.append(cand)
+            except ContractError as exc:
+                broken[cand.name] = str(exc)
+    for reason in broken.values():
+        print(f"error: {reason}", file=sys.stderr)
+    if not candidates:
+        print("error: no loadable candidate", file=sys.stderr)
+        return 1
+
+    store = Store(args.db)
+    config = RunConfig(
+        limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+        jobs=args.jobs,
+        repeats=args.repeats,
+        force=args.force,
+        quiet=args.quiet,
+        time_runs=not args.no_timing,
+    )
+    command = "eplb-harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = evaluate(store, candidates, cases, config, command=command, suite=args.suite)
+    for name, reason in report.broken.items():
+        print(f"error: {reason}", file=sys.stderr)
+        broken[name] = reason
+
+    per_case = case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
+    table = leaderboard(per_case)
+    out = Path(args.out) / f"run-{report.run_id}"
+    out.mkdir(parents=True, exist_ok=True)
+    per_case.to_csv(out / "cases.csv", index=False)
+    (out / "cases.json").write_text(per_case.to_json(orient="records", indent=1))
+    table.to_csv(out / "summary.csv", index=False)
+    print(format_table(table, "md", SUMMARY_COLUMNS))
+    print(
+        f"\nrun {report.run_id}: {len(cases)} cases, {report.scored} evaluated, {report.reused} reused from the "
+        f"store, {report.failed} failed; per-case results in {out}/cases.csv"
+    )
+    return 1 if broken else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    cases = get_suite(args.suite)
+    store = Store(args.db)
+    per_case = case_results(store, [c.key for c in cases])
+    if per_case.empty:
+        raise UsageError(f"the store {args.db} has no evaluation on suite {args.suite!r}")
+    table = leaderboard(per_case, rank_by=args.rank_by)
+    columns = None if args.all_columns else SUMMARY_COLUMNS + ["combined_score"] + [
+        c for c in table.columns if c.startswith("gpu_bal:")
+    ]
+    print(format_table(table, args.format, columns))
+    if args.plots:
+        from harness.plots import write_plots
+
+        paths = write_plots(per_case, table, args.plots)
+        print("plots: " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    table = pd.DataFrame([p.to_dict() for p in PRESETS.values()])
+    print(table.to_markdown(index=False))
+    return 0
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    for name, cases in SUITES.items():
+        print(f"{name}: {len(cases)} cases")
+        for case in cases:
+            print(f"  {case.name}")
+    return 0
+
+
+COMMANDS = {
+    "evaluate": cmd_evaluate,
+    "leaderboard": cmd_leaderboard,
+    "presets": cmd_presets,
+    "suites": cmd_suites,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, UnknownSuiteError, UnknownPresetError, ContractError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

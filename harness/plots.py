@@ -1,0 +1,91 @@
+"""Leaderboard plots (matplotlib, PNG): Pareto front, gap heatmap, ranking bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def pareto_front(table: pd.DataFrame, x: str = "runtime_ms", y: str = "gpu_balancedness") -> pd.DataFrame:
+    """Rows not dominated by another (lower ``x`` and higher ``y`` are better), sorted by ``x``."""
+    pts = table.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    best = -np.inf
+    keep = []
+    for idx, value in pts[y].items():
+        if value > best:
+            keep.append(idx)
+            best = value
+    return pts.loc[keep]
+
+
+def plot_pareto(table: pd.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pts = table.dropna(subset=["runtime_ms", "gpu_balancedness"])
+    ax.scatter(pts["runtime_ms"], pts["gpu_balancedness"], color="tab:blue", zorder=3)
+    for _, row in pts.iterrows():
+        ax.annotate(row["candidate"], (row["runtime_ms"], row["gpu_balancedness"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    front = pareto_front(pts)
+    ax.step(front["runtime_ms"], front["gpu_balancedness"], where="post", color="tab:red", label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("rebalance runtime, median over cases (ms, log scale)")
+    ax.set_ylabel("GPU balancedness (mean over cases)")
+    ax.set_title("Balance against runtime")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_gap_heatmap(per_case: pd.DataFrame, table: pd.DataFrame, path: Path) -> Path:
+    gap = per_case.assign(gap=per_case["gap_to_bound"].where(per_case["ok"], np.nan)).pivot_table(
+        index="candidate", columns="case", values="gap", aggfunc="mean", dropna=False
+    )
+    gap = gap.reindex([c for c in table["candidate"] if c in gap.index])
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * gap.shape[1] + 3), max(2.5, 0.45 * gap.shape[0] + 1.8)))
+    image = ax.imshow(gap.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=np.nanmin(gap.to_numpy(
+        dtype=float)) if np.isfinite(gap.to_numpy(dtype=float)).any() else 0, vmax=1.0)
+    ax.set_xticks(range(gap.shape[1]), gap.columns, rotation=75, ha="right", fontsize=6)
+    ax.set_yticks(range(gap.shape[0]), gap.index, fontsize=7)
+    ax.set_title("GPU balancedness / bound per case (blank = failed)")
+    fig.colorbar(image, ax=ax, label="gap to bound")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_ranking(table: pd.DataFrame, path: Path, column: str = "gpu_balancedness") -> Path:
+    ordered = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * len(ordered) + 1.2)))
+    colors = ["tab:red" if f else "tab:blue" for f in ordered["failures"]]
+    ax.barh(ordered["candidate"], ordered[column], color=colors)
+    low = float(ordered[column].min()) if len(ordered) else 0.0
+    ax.set_xlim(max(0.0, low - 0.05), 1.0)
+    for y, value in enumerate(ordered[column]):
+        ax.text(value, y, f" {value:.4f}", va="center", fontsize=7)
+    ax.set_xlabel(f"{column} (mean over cases; red = has failures)")
+    ax.set_title("Ranking")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(per_case: pd.DataFrame, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write ``pareto.png``, ``gap_heatmap.png`` and ``ranking.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        plot_pareto(table, out / "pareto.png"),
+        plot_gap_heatmap(per_case, table, out / "gap_heatmap.png"),
+        plot_ranking(table, out / "ranking.png"),
+    ]

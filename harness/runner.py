@@ -1,0 +1,178 @@
+"""Evaluate candidates on cases: contained, parallel, resumable, fairly timed.
+
+Three phases, all through :mod:`harness.sandbox`:
+
+1. **load**: each candidate is imported once in a worker; one that fails the
+   contract is recorded as failed on every case and skipped.
+2. **score** (parallel, ``jobs`` workers): the t -> t+1 and oracle figures of each
+   (candidate, case) not yet in the store. Each result is committed as it arrives.
+3. **time** (serial, one worker at a time, nothing else running): the rebalance
+   call of every scored candidate and of the baseline, case by case, so runtimes
+   and their ratio to the baseline are taken under the same conditions.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from evaluator.scoring import score_case, time_case
+from evaluator.suites import Case
+from evaluator.validation import InvalidPlacement
+from harness import sandbox
+from harness.candidate import Candidate, ContractError, baseline, load_module, rebalance_function
+from harness.store import Store
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run an evaluation."""
+
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    jobs: int = 1
+    repeats: int = 5
+    warmup: int = 1
+    force: bool = False
+    quiet: bool = False
+    time_runs: bool = True
+
+
+@dataclass
+class RunReport:
+    """What an evaluation run did."""
+
+    run_id: int
+    candidate_ids: list[str]
+    baseline_id: str
+    broken: dict[str, str] = field(default_factory=dict)  # candidate name -> one-line reason
+    scored: int = 0
+    reused: int = 0
+    failed: int = 0
+
+
+# -- worker-side task functions (run inside sandbox workers) -------------------------------
+def _load(candidate: Candidate):
+    try:
+        return rebalance_function(load_module(candidate))
+    except ContractError as exc:
+        raise sandbox.TaskFailure(sandbox.CONTRACT, str(exc)) from None
+
+
+def load_task(candidate: Candidate) -> bool:
+    _load(candidate)
+    return True
+
+
+def score_task(payload: tuple[Candidate, Case]) -> dict:
+    candidate, case = payload
+    rebalance = _load(candidate)
+    try:
+        return score_case(rebalance, case.history(), case.get_preset())
+    except InvalidPlacement as exc:
+        raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
+
+
+def time_task(payload: tuple[Candidate, Case, int, int]) -> dict:
+    candidate, case, repeats, warmup = payload
+    rebalance = _load(candidate)
+    return time_case(rebalance, case.history(), case.get_preset(), repeats=repeats, warmup=warmup)
+
+
+# -- parent side ------------------------------------------------------------------------
+def _progress(total: int, desc: str, quiet: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="case", disable=quiet or total == 0, file=sys.stderr, leave=False)
+
+
+def evaluate(
+    store: Store,
+    candidates: list[Candidate],
+    cases: list[Case],
+    config: RunConfig = RunConfig(),
+    command: str = "evaluate",
+    suite: str | None = None,
+) -> RunReport:
+    """Evaluate ``candidates`` (the baseline is always added) on ``cases`` into ``store``."""
+    base = baseline()
+    everyone = [base] + [c for c in _unique(candidates) if c.id != base.id]
+    for c in everyone:
+        store.add_candidate(c)
+    run_id = store.start_run(command, suite)
+    report = RunReport(run_id, [c.id for c in everyone], base.id)
+
+    loadable = _load_phase(store, everyone, cases, config, report)
+    _score_phase(store, loadable, cases, config, report)
+    if config.time_runs:
+        _time_phase(store, loadable, cases, config, report)
+    store.end_run(run_id)
+    return report
+
+
+def _unique(candidates: list[Candidate]) -> list[Candidate]:
+    seen: dict[str, Candidate] = {}
+    for c in candidates:
+        seen.setdefault(c.id, c)
+    return list(seen.values())
+
+
+def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
+    loadable = []
+    for index, outcome in sandbox.run_tasks(load_task, everyone, config.limits, config.jobs):
+        candidate = everyone[index]
+        if outcome.ok:
+            loadable.append(candidate)
+            continue
+        report.broken[candidate.name] = outcome.reason or outcome.failure_kind
+        done = store.evaluated_case_keys(candidate.id)
+        for case in cases:
+            if case.key not in done:
+                store.add_evaluation(
+                    report.run_id, candidate.id, case.to_dict(), None, outcome.failure_kind, outcome.reason
+                )
+    # Keep the callers' order (run_tasks yields in completion order).
+    order = {c.id: i for i, c in enumerate(everyone)}
+    return sorted(loadable, key=lambda c: order[c.id])
+
+
+def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
+    todo = []
+    for candidate in loadable:
+        done = store.evaluated_case_keys(candidate.id)
+        if config.force and done:
+            store.delete_evaluations(candidate.id, [c.key for c in cases])
+            done = set()
+        for case in cases:
+            if case.key in done:
+                report.reused += 1
+            else:
+                todo.append((candidate, case))
+    bar = _progress(len(todo), "score", config.quiet)
+    for index, outcome in sandbox.run_tasks(score_task, todo, config.limits, config.jobs):
+        candidate, case = todo[index]
+        store.add_evaluation(
+            report.run_id, candidate.id, case.to_dict(), outcome.value, outcome.failure_kind, outcome.reason,
+            outcome.elapsed_s,
+        )
+        report.scored += 1
+        report.failed += not outcome.ok
+        bar.update(1)
+        bar.set_postfix(failures=report.failed)
+    bar.close()
+
+
+def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
+    ok_cases = store.ok_case_keys([c.id for c in loadable])
+    todo = [
+        (candidate, case, config.repeats, config.warmup)
+        for case in cases
+        for candidate in loadable
+        if (candidate.id, case.key) in ok_cases
+    ]
+    bar = _progress(len(todo), "time", config.quiet)
+    # jobs=1: one timed worker at a time, nothing else competing for the CPU.
+    for index, outcome in sandbox.run_tasks(time_task, todo, config.limits, jobs=1):
+        candidate, case, _, _ = todo[index]
+        store.add_timing(report.run_id, candidate.id, case.key, outcome.value, outcome.failure_kind, outcome.reason)
+        bar.update(1)
+    bar.close()

@@ -1,0 +1,354 @@
+"""The results store: candidates, runs, evaluations and timings behind one SQLAlchemy URL.
+
+SQLite by default (``sqlite:///results/harness.db``), PostgreSQL when many workers
+share it; the code is the same. Only the harness process writes here, never a
+candidate. Each finished evaluation is committed on its own, so killing the
+harness loses at most the evaluations in flight; ``(candidate, case)`` is unique,
+so a second run neither loses nor duplicates one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from harness.candidate import Candidate
+
+DEFAULT_URL = "sqlite:///results/harness.db"
+
+# Bump when the scoring protocol changes, so stored figures are not reused across it.
+EVAL_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CandidateRow(Base):
+    __tablename__ = "candidates"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(String(50), default="file")
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    parent_ids: Mapped[list] = mapped_column(JSON, default=list)
+    diff: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    command: Mapped[str] = mapped_column(Text)
+    suite: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    versions: Mapped[dict] = mapped_column(JSON, default=dict)
+    cpu_model: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("candidate_id", "case_key", "eval_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[str] = mapped_column(ForeignKey("candidates.id"))
+    case_key: Mapped[str] = mapped_column(String(16))
+    case_name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(50))
+    preset: Mapped[str] = mapped_column(String(50))
+    case: Mapped[dict] = mapped_column(JSON)
+    eval_version: Mapped[int] = mapped_column(Integer, default=EVAL_VERSION)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class TimingRow(Base):
+    __tablename__ = "timings"
+    __table_args__ = (UniqueConstraint("run_id", "candidate_id", "case_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    candidate_id: Mapped[str] = mapped_column(ForeignKey("candidates.id"))
+    case_key: Mapped[str] = mapped_column(String(16))
+    median_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stats: Mapped[dict] = mapped_column(JSON, default=dict)
+    failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for pkg in ("torch", "numpy", "optuna", "pandas", "sqlalchemy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class Store:
+    """A results database. ``Store(url)`` creates the tables when missing."""
+
+    def __init__(self, url: str = DEFAULT_URL):
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        # Forked workers must not close the parent's connections (PostgreSQL sockets).
+        os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- candidates ----------------------------------------------------------------
+    def add_candidate(self, candidate: Candidate) -> str:
+        """Record ``candidate`` once by content hash; returns its id."""
+        with self.session() as s:
+            if s.get(CandidateRow, candidate.id) is None:
+                s.add(
+                    CandidateRow(
+                        id=candidate.id,
+                        name=candidate.name,
+                        source=candidate.source,
+                        description=candidate.description,
+                        origin=candidate.origin,
+                        path=candidate.path,
+                        parent_ids=list(candidate.parent_ids),
+                        diff=candidate.diff,
+                    )
+                )
+                try:
+                    s.commit()
+                except IntegrityError:  # another worker recorded it first
+                    s.rollback()
+        return candidate.id
+
+    def get_candidate(self, candidate_id: str) -> Candidate:
+        with self.session() as s:
+            row = s.get(CandidateRow, candidate_id)
+            if row is None:
+                raise KeyError(candidate_id)
+            return Candidate(
+                name=row.name,
+                source=row.source,
+                path=row.path,
+                description=row.description,
+                origin=row.origin,
+                parent_ids=tuple(row.parent_ids),
+                diff=row.diff,
+            )
+
+    # -- runs ----------------------------------------------------------------------
+    def start_run(self, command: str, suite: str | None) -> int:
+        with self.session() as s:
+            run = RunRow(command=command, suite=suite, versions=_package_versions(), cpu_model=_cpu_model())
+            s.add(run)
+            s.commit()
+            return run.id
+
+    def end_run(self, run_id: int) -> None:
+        with self.session() as s:
+            run = s.get(RunRow, run_id)
+            run.ended_at = _now()
+            s.commit()
+
+    # -- evaluations -----------------------------------------------------------------
+    def evaluated_case_keys(self, candidate_id: str) -> set[str]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(EvaluationRow.case_key).where(
+                    EvaluationRow.candidate_id == candidate_id, EvaluationRow.eval_version == EVAL_VERSION
+                )
+            )
+            return set(rows)
+
+    def ok_case_keys(self, candidate_ids: list[str]) -> set[tuple[str, str]]:
+        """``(candidate_id, case_key)`` pairs with a successful evaluation."""
+        with self.session() as s:
+            rows = s.execute(
+                select(EvaluationRow.candidate_id, EvaluationRow.case_key).where(
+                    EvaluationRow.candidate_id.in_(candidate_ids),
+                    EvaluationRow.failure_kind.is_(None),
+                    EvaluationRow.eval_version == EVAL_VERSION,
+                )
+            )
+            return {(r[0], r[1]) for r in rows}
+
+    def evaluations_frame(self, candidate_ids: list[str] | None = None, case_keys: list[str] | None = None):
+        """One row per stored evaluation: identity columns plus every metric (a pandas DataFrame)."""
+        import pandas as pd
+
+        query = (
+            select(EvaluationRow, CandidateRow.name, CandidateRow.origin, CandidateRow.parent_ids)
+            .join(CandidateRow, CandidateRow.id == EvaluationRow.candidate_id)
+            .where(EvaluationRow.eval_version == EVAL_VERSION)
+        )
+        if candidate_ids is not None:
+            query = query.where(EvaluationRow.candidate_id.in_(candidate_ids))
+        if case_keys is not None:
+            query = query.where(EvaluationRow.case_key.in_(case_keys))
+        records = []
+        with self.session() as s:
+            for ev, name, origin, parents in s.execute(query):
+                records.append(
+                    {
+                        "candidate_id": ev.candidate_id,
+                        "candidate": name,
+                        "origin": origin,
+                        "parent_ids": parents,
+                        "case_key": ev.case_key,
+                        "case": ev.case_name,
+                        "family": ev.family,
+                        "preset": ev.preset,
+                        "run_id": ev.run_id,
+                        "failure_kind": ev.failure_kind,
+                        "reason": ev.reason,
+                        **{k: v for k, v in ev.metrics.items() if not isinstance(v, list)},
+                    }
+                )
+        return pd.DataFrame.from_records(records)
+
+    def timings_frame(self, candidate_ids: list[str] | None = None):
+        """One row per stored timing (pandas DataFrame)."""
+        import pandas as pd
+
+        query = select(TimingRow)
+        if candidate_ids is not None:
+            query = query.where(TimingRow.candidate_id.in_(candidate_ids))
+        with self.session() as s:
+            rows = [
+                {
+                    "run_id": t.run_id,
+                    "candidate_id": t.candidate_id,
+                    "case_key": t.case_key,
+                    "median_s": t.median_s,
+                    "iqr_s": t.stats.get("iqr_s"),
+                    "timing_failure": t.failure_kind,
+                }
+                for t in s.scalars(query)
+            ]
+        return pd.DataFrame.from_records(rows, columns=["run_id", "candidate_id", "case_key", "median_s", "iqr_s",
+                                                        "timing_failure"])
+
+    def delete_evaluations(self, candidate_id: str, case_keys: Iterable[str]) -> None:
+        keys = list(case_keys)
+        with self.session() as s:
+            for row in s.scalars(
+                select(EvaluationRow).where(
+                    EvaluationRow.candidate_id == candidate_id,
+                    EvaluationRow.case_key.in_(keys),
+                    EvaluationRow.eval_version == EVAL_VERSION,
+                )
+            ):
+                s.delete(row)
+            s.commit()
+
+    def add_evaluation(
+        self,
+        run_id: int,
+        candidate_id: str,
+        case: dict,
+        metrics: dict | None,
+        failure_kind: str | None = None,
+        reason: str | None = None,
+        elapsed_s: float = 0.0,
+    ) -> bool:
+        """Commit one evaluation; False if that (candidate, case) was already stored."""
+        with self.session() as s:
+            s.add(
+                EvaluationRow(
+                    candidate_id=candidate_id,
+                    case_key=case["case_key"],
+                    case_name=case["case"],
+                    family=case["family"],
+                    preset=case["preset"],
+                    case=case,
+                    run_id=run_id,
+                    failure_kind=failure_kind,
+                    reason=reason,
+                    metrics=metrics or {},
+                    elapsed_s=elapsed_s,
+                )
+            )
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return False
+        return True
+
+    def add_timing(
+        self,
+        run_id: int,
+        candidate_id: str,
+        case_key: str,
+        stats: dict | None,
+        failure_kind: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            s.add(
+                TimingRow(
+                    run_id=run_id,
+                    candidate_id=candidate_id,
+                    case_key=case_key,
+                    median_s=(stats or {}).get("median_s"),
+                    stats=stats or {},
+                    failure_kind=failure_kind,
+                    reason=reason,
+                )
+            )
+            s.commit()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets a leaderboard read while a run writes; busy_timeout rides out short locks.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
