@@ -15,6 +15,8 @@ one-line reason, and carries on.
 
 from __future__ import annotations
 
+import errno
+import faulthandler
 import multiprocessing as mp
 import os
 import resource
@@ -78,6 +80,8 @@ def _describe_exception(exc: BaseException) -> tuple[str, str]:
         return exc.kind, _one_line(str(exc))
     if isinstance(exc, SystemExit):
         return EXIT, f"called sys.exit({exc.code!r})"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:  # Python ignores SIGXFSZ
+        return OUTPUT, "printed more than the output limit allows"
     if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower():
         return MEMORY, _one_line(f"{exc.__class__.__name__}: {exc}")
     # Name where in the candidate it happened: the innermost frame.
@@ -88,6 +92,7 @@ def _describe_exception(exc: BaseException) -> tuple[str, str]:
 
 def _limit_self(limits: Limits, log_path: str) -> None:
     os.setpgrp()
+    faulthandler.disable()  # a crash is reported by its signal, not dumped on the parent's stderr
     with open("/proc/self/status") as f:
         vm_kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
     address_space = (vm_kb * 1024) + limits.memory_mb * 2**20

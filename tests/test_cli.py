@@ -1,0 +1,122 @@
+"""The command line, run as a user runs it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = str(ROOT / "candidates" / "deepseek_baseline.py")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def test_evaluate_prints_table_and_writes_csv_and_json(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/h.db"
+    code = main(["evaluate", BASELINE, "--suite", "smoke", "--db", db, "--out", str(tmp_path), "--quiet",
+                 "--repeats", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| deepseek_baseline" in out and "gpu_balancedness" in out and "speedup" in out
+    run_dir = next(tmp_path.glob("run-*"))
+    cases = pd.read_csv(run_dir / "cases.csv")
+    assert len(cases) == 6 and cases["ok"].all()
+    assert cases["gpu_balancedness"].between(0, 1).all()
+    assert (cases["gpu_balancedness"] <= cases["gpu_balancedness_bound"] + 1e-9).all()
+    assert len(json.loads((run_dir / "cases.json").read_text())) == 6
+
+
+def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path):
+    db = f"sqlite:///{tmp_path}/h.db"
+    for args, needle in [
+        (["evaluate", BASELINE, "--suite", "nope", "--db", db], "unknown suite 'nope'"),
+        (["evaluate", BASELINE, "--preset", "nope", "--db", db], "unknown preset 'nope'"),
+        (["evaluate", BASELINE, "--jobs", "0", "--db", db], "--jobs"),
+        (["leaderboard", "--db", db, "--rank-by", "vibes"], "--rank-by"),
+        (["frobnicate"], "invalid choice"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert needle in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "h.db").exists(), "bad arguments must not create the store"
+
+
+def test_broken_candidate_fails_alone(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def balanced_packing(weight, num_packs):\n    return weight\n")
+    syntax = tmp_path / "syntax.py"
+    syntax.write_text("def oops(:\n")
+    result = cli("evaluate", BASELINE, str(broken), str(syntax), "--suite", "smoke", "--preset", "gpt-oss-120b",
+                 "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path), "--quiet", "--no-timing")
+    assert result.returncode == 1
+    assert "broken: missing required function replicate_experts()" in result.stderr
+    assert "syntax: syntax error at line 1" in result.stderr
+    assert "| deepseek_baseline" in result.stdout
+
+
+def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path):
+    db_path = tmp_path / "h.db"
+    args = [sys.executable, "-m", "harness", "evaluate", BASELINE, "--suite", "default", "--db",
+            f"sqlite:///{db_path}", "--out", str(tmp_path), "--quiet", "--no-timing", "--jobs", "2"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    engine = create_engine(f"sqlite:///{db_path}")
+
+    def stored():
+        with engine.connect() as c:
+            return c.execute(text("SELECT id, case_key, run_id FROM evaluations ORDER BY id")).fetchall()
+
+    deadline = time.time() + 120
+    first = []
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            first = stored()
+        except Exception:
+            continue
+        if len(first) >= 5:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = stored()
+    assert 5 <= len(first) < 27, "the kill should land part-way"
+
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    final = stored()
+    assert len(final) == 27
+    assert len({row.case_key for row in final}) == 27
+    assert set(first) <= set(final), "a finished evaluation was lost or rewritten"
+    assert f"{27 - len(first)} evaluated, {len(first)} reused" in result.stdout
+
+
+def test_leaderboard_writes_table_and_three_real_pngs(tmp_path):
+    db = f"sqlite:///{tmp_path}/h.db"
+    assert main(["evaluate", BASELINE, str(ROOT / "candidates"), "--suite", "smoke", "--db", db, "--out",
+                 str(tmp_path), "--quiet", "--repeats", "2"]) == 0
+    result = cli("leaderboard", "--db", db, "--suite", "smoke", "--plots", str(tmp_path / "plots"),
+                 "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert "deepseek_baseline" in set(table["candidate"])
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+    for name in ("pareto.png", "gap_heatmap.png", "ranking.png"):
+        path = tmp_path / "plots" / name
+        with Image.open(path) as img:
+            assert img.format == "PNG"
+            assert img.width >= 400 and img.height >= 200
+            assert len(np.unique(np.asarray(img.convert("L")))) > 20, f"{name} looks blank"
