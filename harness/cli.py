@@ -11,7 +11,8 @@ from pathlib import Path
 from evaluator.presets import PRESETS, UnknownPresetError, get_preset
 from evaluator.suites import SUITES, UnknownSuiteError, get_suite
 from harness import sandbox
-from harness.candidate import Candidate, ContractError, check_source, discover
+from harness.candidate import Candidate, ContractError, check_source, discover, from_file
+from harness.diffs import DiffError
 from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, case_results, format_table, leaderboard
 from harness.store import DEFAULT_URL, Store
 
@@ -70,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--rank-by", choices=RANKABLE, default="gpu_balancedness")
     lb.add_argument("--plots", metavar="DIR", help="also write pareto.png, gap_heatmap.png, ranking.png here")
     lb.add_argument("--all-columns", action="store_true", help="show per-family and compatibility columns")
+
+    ad = sub.add_parser("apply-diff", help="apply a SEARCH/REPLACE diff to a parent candidate")
+    ad.add_argument("parent", help="parent candidate .py file")
+    ad.add_argument("diff", help="diff file (seed envelope, bare SEARCH/REPLACE blocks, or a full rewrite)")
+    ad.add_argument("-o", "--output", help="child file to write (default results/children/NAME.py)")
+    ad.add_argument("--name", help="child name (default: the diff's <NAME>)")
+    _add_store_arg(ad)
 
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
@@ -160,6 +168,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply_diff(args: argparse.Namespace) -> int:
+    from harness.diffs import make_child
+
+    parent = from_file(args.parent)
+    try:
+        diff_text = Path(args.diff).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{args.diff}: cannot read diff ({exc.__class__.__name__})") from None
+    try:
+        child, applied = make_child(parent, diff_text, name=args.name)
+    except DiffError as exc:
+        raise UsageError(f"{args.diff}: {exc}") from None
+    out = Path(args.output) if args.output else Path("results") / "children" / f"{child.name}.py"
+    store = Store(args.db)
+    store.add_candidate(parent)
+    store.add_candidate(child)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(child.source)
+    repairs = f"; repairs: {', '.join(applied.repairs)}" if applied.repairs else ""
+    print(f"{child.name} ({child.id}) -> {out}; blocks matched: {', '.join(applied.match_levels)}{repairs}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -179,6 +210,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
 COMMANDS = {
     "evaluate": cmd_evaluate,
     "leaderboard": cmd_leaderboard,
+    "apply-diff": cmd_apply_diff,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }
