@@ -1,0 +1,147 @@
+"""DeepSeek's greedy policy with no per-item Python loop: every step is one array op over all rows.
+
+* Replication: the greedy "next replica to the largest load per replica" is the
+  highest-averages (D'Hondt) method, so its counts come from the top
+  ``num_phy - E`` quotients ``w_e / k`` of each row, found with one ``topk``.
+* Packing: LPT in rounds. Round r hands the next ``num_packs`` heaviest items to
+  the packs, heaviest item to the currently lightest pack, so every pack ends
+  with exactly ``n / num_packs`` items. Then a few vectorised best-swap steps
+  between each row's heaviest and lightest pack.
+* Policy: DeepSeek's hierarchical / global structure, written in numpy here
+  because torch's per-op overhead would dominate at these sizes.
+"""
+
+import numpy as np
+import torch
+
+SWAP_STEPS = 3
+
+
+def _pack(w: np.ndarray, num_packs: int) -> np.ndarray:
+    """``[X, n]`` weights -> ``[X, num_packs, n / num_packs]`` item indices of each pack."""
+    rows, n = w.shape
+    per_pack = n // num_packs
+    order = np.argsort(-w, axis=1, kind="stable")
+    sorted_w = np.take_along_axis(w, order, axis=1).reshape(rows, per_pack, num_packs)
+    members = np.empty((rows, num_packs, per_pack), dtype=np.int64)
+    load = np.zeros((rows, num_packs))
+    row = np.arange(rows)[:, None]
+    for r in range(per_pack):
+        lightest_first = np.argsort(load, axis=1, kind="stable")
+        members[row, lightest_first, r] = order[:, r * num_packs : (r + 1) * num_packs]
+        load[row, lightest_first] += sorted_w[:, r]
+    if per_pack > 1:
+        _refine(w, members, load)
+    return members
+
+
+def _refine(w: np.ndarray, members: np.ndarray, load: np.ndarray) -> None:
+    """In place: swap the item pair between each row's heaviest and lightest pack that most lowers their max."""
+    rows, num_packs, per_pack = members.shape
+    row = np.arange(rows)
+    item_w = np.take_along_axis(w, members.reshape(rows, -1), axis=1).reshape(members.shape)
+    for _ in range(SWAP_STEPS):
+        hi, lo = load.argmax(axis=1), load.argmin(axis=1)
+        delta = item_w[row, hi][:, :, None] - item_w[row, lo][:, None, :]  # [X, S, S]
+        new_max = np.maximum(load[row, hi, None, None] - delta, load[row, lo, None, None] + delta)
+        flat = new_max.reshape(rows, -1).argmin(axis=1)
+        improve = new_max.reshape(rows, -1)[row, flat] < load[row, hi] * (1 - 1e-12)
+        if not improve.any():
+            break
+        x, h, lw = row[improve], hi[improve], lo[improve]
+        i, j = np.divmod(flat[improve], per_pack)
+        d = delta[x, i, j]
+        members[x, h, i], members[x, lw, j] = members[x, lw, j], members[x, h, i]
+        item_w[x, h, i], item_w[x, lw, j] = item_w[x, lw, j], item_w[x, h, i]
+        load[x, h] -= d
+        load[x, lw] += d
+
+
+def _replica_counts(w: np.ndarray, num_phy: int) -> np.ndarray:
+    """``[X, E]`` greedy (D'Hondt) replica counts for ``[X, E]`` loads."""
+    rows, num_log = w.shape
+    extra = num_phy - num_log
+    counts = np.ones((rows, num_log), dtype=np.int64)
+    if extra == 0:
+        return counts
+    # The k-th extra replica of expert e is wanted at load-per-replica w_e / k.
+    quotients = torch.from_numpy((w[:, :, None] / np.arange(1, extra + 1)).reshape(rows, -1))
+    chosen = quotients.topk(extra, dim=1, sorted=False).indices.numpy() // extra  # torch's topk is far faster
+    flat = (chosen + num_log * np.arange(rows)[:, None]).ravel()
+    return counts + np.bincount(flat, minlength=rows * num_log).reshape(rows, num_log)
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replica lists from counts: ``phy2log`` and replica ``rank``, ``[X, sum(counts)]``."""
+    rows, num_log = counts.shape
+    phy2log = np.repeat(np.tile(np.arange(num_log), rows), counts.ravel()).reshape(rows, -1)
+    first = np.cumsum(counts, axis=1) - counts
+    rank = np.arange(phy2log.shape[1]) - np.take_along_axis(first, phy2log, axis=1)
+    return phy2log, rank
+
+
+def _ranks_from_members(members: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, num_packs, per_pack = members.shape
+    flat = members.reshape(rows, -1)
+    pack_index = np.empty((rows, n), dtype=np.int64)
+    rank_in_pack = np.empty((rows, n), dtype=np.int64)
+    row = np.arange(rows)[:, None]
+    pack_index[row, flat] = np.repeat(np.arange(num_packs), per_pack)
+    rank_in_pack[row, flat] = np.tile(np.arange(per_pack), num_packs)
+    return pack_index, rank_in_pack
+
+
+def balanced_packing(weight: torch.Tensor, num_packs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Round-based LPT with swap refinement: ``weight [X, n]`` -> ``pack_index, rank_in_pack [X, n]``."""
+    w = weight.double().numpy()
+    pack_index, rank_in_pack = _ranks_from_members(_pack(w, num_packs), w.shape[1])
+    return torch.from_numpy(pack_index), torch.from_numpy(rank_in_pack)
+
+
+def replicate_experts(weight: torch.Tensor, num_phy: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy replica counts: ``weight [X, E]`` -> ``phy2log [X, P], rank [X, P], logcnt [X, E]``."""
+    counts = _replica_counts(weight.double().numpy(), num_phy)
+    phy2log, rank = _expand(counts)
+    return torch.from_numpy(phy2log), torch.from_numpy(rank), torch.from_numpy(counts)
+
+
+def rebalance_experts(
+    weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]`` (-1 padded), ``logcnt [L, E]``."""
+    w = weight.double().cpu().numpy()
+    num_layers, num_log = w.shape
+    if num_groups % num_nodes:
+        num_groups = num_nodes = 1
+    group_size = num_log // num_groups
+    log_per_node = num_log // num_nodes
+    gpus_per_node = num_gpus // num_nodes
+    slots_per_gpu = num_replicas // num_gpus
+    layer = np.arange(num_layers)[:, None]
+
+    # 1. Whole groups onto nodes; node n takes the experts of its groups, in order.
+    groups_on_node = _pack(w.reshape(num_layers, num_groups, group_size).sum(-1), num_nodes)  # [L, N, g]
+    node_experts = (groups_on_node[..., None] * group_size + np.arange(group_size)).reshape(
+        num_layers * num_nodes, log_per_node
+    )  # global expert ids, one row per (layer, node)
+    node_w = w[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts]
+
+    # 2. Replicas inside each node.
+    counts = _replica_counts(node_w, num_replicas // num_nodes)
+    local, rank = _expand(counts)
+    replica_w = np.take_along_axis(node_w / counts, local, axis=1)
+
+    # 3. Each node's replicas onto its GPUs; slots are laid out GPU by GPU.
+    on_gpu = _pack(replica_w, gpus_per_node).reshape(num_layers * num_nodes, -1)
+    phy2log = np.take_along_axis(node_experts, np.take_along_axis(local, on_gpu, axis=1), axis=1)
+    phy_rank = np.take_along_axis(rank, on_gpu, axis=1)
+    phy2log = phy2log.reshape(num_layers, num_replicas)
+    phy_rank = phy_rank.reshape(num_layers, num_replicas)
+    assert slots_per_gpu * gpus_per_node * num_nodes == num_replicas
+
+    logcnt = np.zeros((num_layers, num_log), dtype=np.int64)
+    logcnt[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts] = counts
+    width = int(logcnt.max())
+    log2phy = np.full((num_layers, num_log, width), -1, dtype=np.int64)
+    log2phy[layer, phy2log, phy_rank] = np.arange(num_replicas)
+    return torch.from_numpy(phy2log), torch.from_numpy(log2phy), torch.from_numpy(logcnt)

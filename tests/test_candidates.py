@@ -1,0 +1,30 @@
+"""Every built-in candidate produces valid placements on every preset."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluator.presets import PRESETS
+from evaluator.validation import validate_placement
+from evaluator.workloads import generate
+from harness.candidate import baseline, discover, load_module, rebalance_function
+
+BUILT_IN = discover(Path(__file__).resolve().parent.parent / "candidates")
+
+
+@pytest.mark.parametrize("candidate", BUILT_IN, ids=lambda c: c.name)
+@pytest.mark.parametrize("preset", list(PRESETS.values()), ids=lambda p: p.name)
+def test_built_in_candidate_is_valid_on_preset(candidate, preset):
+    rebalance = rebalance_function(load_module(candidate))
+    weight = torch.from_numpy(generate("zipf", preset, seed=1, windows=1)[0])
+    validate_placement(rebalance(weight, *preset.rebalance_args()), preset.num_layers, preset.num_experts,
+                       preset.num_replicas, preset.num_gpus)
+
+
+def test_vectorized_replication_gives_the_greedy_counts():
+    fast = load_module(next(c for c in BUILT_IN if c.name == "vectorized_greedy"))
+    slow = load_module(baseline())
+    weight = torch.from_numpy(np.random.default_rng(0).lognormal(0, 1.5, (40, 64)))
+    assert torch.equal(fast.replicate_experts(weight, 90)[2], slow.replicate_experts(weight, 90)[2])
