@@ -7,6 +7,7 @@ already imported torch, so workers start warm). A worker
 * has an address-space limit of the parent's size plus ``memory_mb``;
 * writes stdout/stderr to a log file capped at ``output_mb`` (SIGXFSZ past it);
 * uses one torch thread, so parallel workers do not fight over cores;
+* seeds ``random``, numpy and torch, so randomised candidates score the same every run;
 * is killed when it passes its wall-time limit.
 
 Whatever happens, the parent gets an :class:`Outcome` with a failure kind and a
@@ -104,9 +105,16 @@ def _limit_self(limits: Limits, log_path: str) -> None:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
+    import random
+
+    import numpy as np
     import torch
 
     torch.set_num_threads(1)
+    # Candidates that draw random numbers get the same ones in every worker and run.
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 def _child(conn: Connection, fn: Callable[[Any], Any], payload: Any, limits: Limits, log_path: str) -> None:
