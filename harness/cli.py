@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--name", help="child name (default: the diff's <NAME>)")
     _add_store_arg(ad)
 
+    evo = sub.add_parser("evolve", help="evolve candidates from a YAML config")
+    evo.add_argument("--config", required=True, help="evolve config (YAML)")
+    evo.add_argument("--seed", type=int, help="override the config's seed")
+    evo.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
+    _add_store_arg(evo)
+    evo.add_argument("--quiet", action="store_true")
+
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -191,6 +198,24 @@ def cmd_apply_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from harness.evolution import ConfigError, Evolution, load_config
+
+    try:
+        config = load_config(args.config)
+        if args.seed is not None:
+            config.seed = args.seed
+        evolution = Evolution(config, Store(args.db), quiet=args.quiet)
+        best = evolution.run(resume=args.resume)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    name = evolution.metrics[best.candidate_id].get("candidate")
+    print(f"best: {name} ({best.candidate_id}) gpu_balancedness {best.fitness:.4f} after "
+          f"{evolution.evaluations} evaluations, {evolution.generation} generations")
+    print(f"outputs: {evolution.out}/best.py, progress.png, lineage.json, events.jsonl")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -211,6 +236,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "leaderboard": cmd_leaderboard,
     "apply-diff": cmd_apply_diff,
+    "evolve": cmd_evolve,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }

@@ -81,6 +81,25 @@ def plot_ranking(table: pd.DataFrame, path: Path, column: str = "gpu_balancednes
     return path
 
 
+def plot_progress(history: list[dict], path: Path) -> Path:
+    """Best and median archive fitness per generation, one colour per island."""
+    df = pd.DataFrame(history)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for island, rows in df.groupby("island"):
+        line = ax.plot(rows["generation"], rows["best"], marker="o", label=f"island {island} best")
+        ax.plot(rows["generation"], rows["median"], linestyle="--", color=line[0].get_color(),
+                label=f"island {island} median")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("GPU balancedness (archive)")
+    ax.set_title("Evolution progress")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plots(per_case: pd.DataFrame, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write ``pareto.png``, ``gap_heatmap.png`` and ``ranking.png`` into ``out_dir``."""
     out = Path(out_dir)

@@ -1,0 +1,316 @@
+"""The evolution loop: MAP-Elites archives on islands, weighted mutation operators, contained evaluation.
+
+Each generation, every island selects parents from its archive (the island's best
+with probability ``elite_prob``, else a random occupied cell; crossover's second parent
+is any candidate that passed every case, for diversity), applies an operator
+drawn by weight, and the children of all islands are evaluated together through
+:func:`harness.runner.evaluate`. A child that fails any case is kept in the store with
+its reason and never enters an archive. A child enters its island's archive when its
+cell (the bucket of each feature axis) is empty or it beats the cell's occupant.
+Every ``migration_interval`` generations each island's best is copied to the next
+island. State is saved after every generation, so ``--resume`` continues a run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from evaluator.suites import get_suite
+from harness import sandbox
+from harness.candidate import Candidate, ContractError, discover
+from harness.leaderboard import case_results, leaderboard
+from harness.operators import LLMOperator, OperatorError, build_operators
+from harness.runner import RunConfig, evaluate
+from harness.store import Store
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class EvolveConfig:
+    """An evolve run, as read from YAML (keys are these field names)."""
+
+    name: str
+    parents: list[str]
+    operators: dict
+    suite: str = "smoke"
+    seed: int = 0
+    islands: int = 2
+    children_per_island: int = 2
+    max_evaluations: int = 20
+    max_seconds: float | None = None
+    migration_interval: int = 3
+    elite_prob: float = 0.3
+    # Feature axes: metric -> bucket edges. Runtime axes make cells (and so lineage) timing-dependent.
+    features: dict = field(default_factory=lambda: {"gpu_balancedness": [0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
+                                                    "speedup": [0.5, 2.0, 10.0, 50.0]})
+    jobs: int = 2
+    timeout_s: float = 120.0
+    memory_mb: int = 4096
+    out: str = "results/evolve"
+
+
+def load_config(path: str | Path) -> EvolveConfig:
+    """Read and check an evolve config; :class:`ConfigError` says what and where."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping")
+    known = set(EvolveConfig.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        config = EvolveConfig(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        get_suite(config.suite)
+        build_operators(config.operators)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+@dataclass
+class Member:
+    candidate_id: str
+    fitness: float
+
+
+class Evolution:
+    """One evolve run bound to a store; :meth:`run` performs it."""
+
+    def __init__(self, config: EvolveConfig, store: Store, quiet: bool = True):
+        self.config = config
+        self.store = store
+        self.quiet = quiet
+        self.cases = get_suite(config.suite)
+        self.operators = build_operators(config.operators)
+        self.out = Path(config.out) / config.name
+        self.rng = random.Random(config.seed)
+        self.archives: list[dict[str, Member]] = [{} for _ in range(config.islands)]
+        self.generation = 0
+        self.evaluations = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []  # per generation and island: best and median fitness
+        self.metrics: dict[str, dict] = {}
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def _state_path(self) -> Path:
+        return self.out / "state.json"
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {
+            "generation": self.generation,
+            "evaluations": self.evaluations,
+            "elapsed": self.elapsed,
+            "rng": _jsonable(self.rng.getstate()),
+            "archives": [{cell: asdict(m) for cell, m in a.items()} for a in self.archives],
+            "history": self.history,
+            "metrics": self.metrics,
+        }
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._state_path)  # atomic: a kill never leaves half a state
+
+    def load(self) -> None:
+        state = json.loads(self._state_path.read_text())
+        self.generation, self.evaluations, self.elapsed = state["generation"], state["evaluations"], state["elapsed"]
+        self.rng.setstate(_tupled(state["rng"]))
+        self.archives = [{c: Member(**m) for c, m in a.items()} for a in state["archives"]]
+        self.history, self.metrics = state["history"], state["metrics"]
+
+    # -- evaluation ------------------------------------------------------------------------
+    def _evaluate(self, candidates: list[Candidate]) -> dict[str, dict]:
+        """Summary row (leaderboard figures) of each candidate; failed ones have failures > 0."""
+        timed = bool({"speedup", "runtime_ms"} & set(self.config.features))
+        run_config = RunConfig(
+            limits=sandbox.Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb),
+            jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed,
+        )
+        report = evaluate(self.store, candidates, self.cases, run_config, command=f"evolve {self.config.name}",
+                          suite=self.config.suite)
+        table = leaderboard(case_results(self.store, [c.key for c in self.cases], report.candidate_ids,
+                                         report.baseline_id))
+        rows = {}
+        for row in table.to_dict("records"):
+            rows[row["candidate_id"]] = {k: (None if v != v else v) for k, v in row.items()
+                                         if isinstance(v, int | float | str) or v is None}
+        return rows
+
+    def _cell(self, row: dict) -> str:
+        parts = []
+        for metric, edges in self.config.features.items():
+            value = row.get(metric)
+            parts.append(str(bisect.bisect(edges, value) if value is not None else -1))
+        return ",".join(parts)
+
+    def _offer(self, island: int, candidate_id: str, row: dict) -> bool:
+        if row["failures"]:
+            return False
+        cell = self._cell(row)
+        current = self.archives[island].get(cell)
+        if current is None or row["gpu_balancedness"] > current.fitness:
+            self.archives[island][cell] = Member(candidate_id, row["gpu_balancedness"])
+            return True
+        return False
+
+    # -- selection ---------------------------------------------------------------------------
+    def _best(self, island: int) -> Member:
+        return max(self.archives[island].values(), key=lambda m: (m.fitness, m.candidate_id))
+
+    def _select(self, island: int) -> Candidate:
+        archive = self.archives[island]
+        if self.rng.random() < self.config.elite_prob:
+            member = self._best(island)
+        else:
+            member = archive[self.rng.choice(sorted(archive))]
+        return self.store.get_candidate(member.candidate_id)
+
+    def _mate(self, first: Candidate) -> Candidate:
+        """A second parent for crossover: any other candidate that passed every case, archived or not."""
+        pool = sorted(cid for cid, row in self.metrics.items() if not row["failures"] and cid != first.id)
+        return self.store.get_candidate(self.rng.choice(pool)) if pool else first
+
+    # -- the loop ----------------------------------------------------------------------------
+    def seed_population(self) -> None:
+        parents: list[Candidate] = []
+        for spec in self.config.parents:
+            try:
+                parents.extend(discover(spec))
+            except ContractError as exc:
+                raise ConfigError(str(exc)) from None
+        rows = self._evaluate(parents)
+        self.metrics.update(rows)
+        for parent in parents:
+            for island in range(self.config.islands):
+                self._offer(island, parent.id, rows[parent.id])
+        if not any(self.archives):
+            raise ConfigError("no parent passed every case: nothing to evolve from")
+        self.save()
+
+    def _budget_left(self) -> bool:
+        if self.evaluations >= self.config.max_evaluations:
+            return False
+        return self.config.max_seconds is None or self.elapsed < self.config.max_seconds
+
+    def step(self) -> None:
+        """One generation: propose on every island, evaluate together, update archives."""
+        start = time.monotonic()
+        proposals: list[tuple[int, str, Candidate]] = []
+        log = []
+        for island in range(self.config.islands):
+            if not self.archives[island]:
+                continue
+            for _ in range(self.config.children_per_island):
+                operator = self.rng.choices([o for o, _ in self.operators], [w for _, w in self.operators])[0]
+                first = self._select(island)
+                parents = [first, self._mate(first)]
+                if isinstance(operator, LLMOperator):
+                    operator.context = {"metrics": self.metrics, "best": self._best_summaries()}
+                try:
+                    child = operator.propose(parents, self.rng)
+                except OperatorError as exc:
+                    log.append({"island": island, "operator": operator.name, "status": "rejected",
+                                "reason": str(exc), "parents": [p.id for p in parents]})
+                    continue
+                proposals.append((island, operator.name, child))
+        fresh = [c for _, _, c in proposals if c.id not in self.metrics]
+        unique = list({c.id: c for c in fresh}.values())
+        unique = unique[: max(0, self.config.max_evaluations - self.evaluations)]
+        if unique:
+            self.metrics.update(self._evaluate(unique))
+            self.evaluations += len(unique)
+        for island, op_name, child in proposals:
+            row = self.metrics.get(child.id)
+            if row is None:
+                continue
+            accepted = self._offer(island, child.id, row)
+            log.append({"island": island, "operator": op_name, "candidate_id": child.id, "name": child.name,
+                        "parents": list(child.parent_ids), "gpu_balancedness": row["gpu_balancedness"],
+                        "failures": row["failures"], "status": "accepted" if accepted else
+                        ("failed" if row["failures"] else "not better")})
+        self.generation += 1
+        if self.config.islands > 1 and self.generation % self.config.migration_interval == 0:
+            bests = [self._best(i) if self.archives[i] else None for i in range(self.config.islands)]
+            for i, best in enumerate(bests):
+                if best is not None:
+                    target = (i + 1) % self.config.islands
+                    self._offer(target, best.candidate_id, self.metrics[best.candidate_id])
+        for island, archive in enumerate(self.archives):
+            fits = [m.fitness for m in archive.values()]
+            self.history.append({"generation": self.generation, "island": island, "best": max(fits),
+                                 "median": statistics.median(fits), "cells": len(fits)})
+        self.elapsed += time.monotonic() - start
+        with open(self.out / "events.jsonl", "a") as f:
+            for entry in log:
+                f.write(json.dumps({"generation": self.generation, **entry}) + "\n")
+        self.save()
+
+    def _best_summaries(self, k: int = 3) -> list[dict]:
+        members = sorted({m.candidate_id: m for a in self.archives for m in a.values()}.values(),
+                         key=lambda m: -m.fitness)[:k]
+        return [{"name": self.metrics[m.candidate_id].get("candidate"), "gpu_balancedness": m.fitness}
+                for m in members]
+
+    def run(self, resume: bool = False) -> Member:
+        if resume and self._state_path.exists():
+            self.load()
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "events.jsonl").write_text("")
+            self.seed_population()
+        idle = 0
+        while self._budget_left() and idle < 20:  # stop when operators keep producing nothing new
+            before = self.evaluations
+            self.step()
+            idle = idle + 1 if self.evaluations == before else 0
+        best = max((m for a in self.archives for m in a.values()), key=lambda m: (m.fitness, m.candidate_id))
+        self.write_outputs(best)
+        return best
+
+    # -- outputs -------------------------------------------------------------------------------
+    def lineage(self, candidate_id: str) -> list[dict]:
+        """The ancestry of ``candidate_id``, child first, following first parents."""
+        chain, seen = [], set()
+        current: str | None = candidate_id
+        while current and current not in seen:
+            seen.add(current)
+            cand = self.store.get_candidate(current)
+            row = self.metrics.get(current, {})
+            chain.append({"id": current, "name": cand.name, "origin": cand.origin, "parents": list(cand.parent_ids),
+                          "description": cand.description, "gpu_balancedness": row.get("gpu_balancedness")})
+            current = cand.parent_ids[0] if cand.parent_ids else None
+        return chain
+
+    def write_outputs(self, best: Member) -> None:
+        from harness.plots import plot_progress
+
+        candidate = self.store.get_candidate(best.candidate_id)
+        (self.out / "best.py").write_text(candidate.source)
+        (self.out / "lineage.json").write_text(json.dumps(self.lineage(best.candidate_id), indent=1))
+        if self.history:
+            plot_progress(self.history, self.out / "progress.png")
+
+
+def _jsonable(obj):
+    return [_jsonable(x) for x in obj] if isinstance(obj, tuple | list) else obj
+
+
+def _tupled(obj):
+    return tuple(_tupled(x) for x in obj) if isinstance(obj, list) else obj

@@ -1,0 +1,173 @@
+"""The evolution loop, its operators, and the LLM operator against a loopback server."""
+
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.candidate import baseline, from_file
+from harness.evolution import ConfigError, Evolution, load_config
+from harness.knobs import bake, declared_knobs, find_literals
+from harness.operators import Crossover, KnobPerturbation, LLMOperator, OperatorError
+from harness.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = str(ROOT / "candidates" / "vectorized_greedy.py")
+BASELINE = str(ROOT / "candidates" / "deepseek_baseline.py")
+
+
+def write_config(tmp_path, **overrides) -> Path:
+    config = {
+        "name": "t",
+        "parents": [BASELINE, FAST],
+        "suite": "smoke",
+        "seed": 3,
+        "islands": 2,
+        "children_per_island": 2,
+        "max_evaluations": 4,
+        "migration_interval": 1,
+        "features": {"gpu_balancedness": [0.74, 0.745, 0.75], "oracle_gpu_balancedness": [0.79, 0.8]},
+        "operators": {"diff_library": {"weight": 1, "folder": str(ROOT / "diffs" / "seeds")},
+                      "knobs": {"weight": 1, "scale": 0.5}, "crossover": {"weight": 1}},
+        "jobs": 2,
+        "out": str(tmp_path / "out"),
+    } | overrides
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_declared_knobs_are_read_without_running_the_code_and_baked():
+    source = "STEPS = 3\nNOISE = 0.1\nKNOBS = {'STEPS': ('int', 1, 9), 'NOISE': ('float', 0.0, 0.5, 'log')}\n"
+    knobs = declared_knobs(source)
+    assert [(k.name, k.kind, k.low, k.high, k.log, k.default) for k in knobs] == [
+        ("STEPS", "int", 1.0, 9.0, False, 3), ("NOISE", "float", 0.0, 0.5, True, 0.1)]
+    assert bake(source, knobs, {"STEPS": 7, "NOISE": 0.25}).startswith("STEPS = 7\nNOISE = 0.25\n")
+
+
+def test_literals_become_knobs_except_zero_and_one():
+    source = "def f(x):\n    return x * 0 + 1 + 2.5 * x + 40\n"
+    knobs = find_literals(source)
+    assert [k.default for k in knobs] == [2.5, 40]
+    assert "x * 0 + 1 + 3.0 * x + 41" in bake(source, knobs, {knobs[0].name: 3.0, knobs[1].name: 41})
+
+
+def test_knob_operator_and_crossover_make_valid_children():
+    rng = random.Random(0)
+    fast, base = from_file(FAST), baseline()
+    child = KnobPerturbation(scale=0.5).propose([fast], rng)
+    assert child.source != fast.source and child.parent_ids == (fast.id,) and child.origin == "knobs"
+    crossed = Crossover().propose([fast, base], rng)
+    assert crossed.parent_ids == (fast.id, base.id) and crossed.origin == "crossover"
+    with pytest.raises(OperatorError, match="two different parents"):
+        Crossover().propose([fast, fast], rng)
+
+
+def test_bad_config_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(write_config(tmp_path, colour="blue"))
+    with pytest.raises(ConfigError, match="unknown operator 'teleport'"):
+        load_config(write_config(tmp_path, operators={"teleport": {"weight": 1}}))
+    with pytest.raises(ConfigError, match="unknown suite"):
+        load_config(write_config(tmp_path, suite="nope"))
+
+
+def test_seeded_evolve_beats_baseline_on_default_suite_and_repeats_its_lineage(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/h.db")
+    config = load_config(write_config(tmp_path, suite="default", max_evaluations=6,
+                                      features={"gpu_balancedness": [0.79, 0.7935, 0.794]}))
+    first = Evolution(config, store)
+    best = first.run()
+    baseline_fitness = first.metrics[baseline().id]["gpu_balancedness"]
+    assert best.fitness > baseline_fitness
+    assert first.evaluations == 6
+    out = Path(config.out) / "t"
+    lineage = json.loads((out / "lineage.json").read_text())
+    assert lineage[0]["id"] == best.candidate_id and lineage[-1]["parents"] == []
+    assert (out / "best.py").read_text() == store.get_candidate(best.candidate_id).source
+    assert (out / "progress.png").stat().st_size > 10_000
+    events = (out / "events.jsonl").read_text()
+
+    config.out = str(tmp_path / "again")
+    again = Evolution(config, store)
+    assert again.run().candidate_id == best.candidate_id
+    assert json.loads((Path(config.out) / "t" / "lineage.json").read_text()) == lineage
+    assert (Path(config.out) / "t" / "events.jsonl").read_text() == events
+
+
+def test_resume_continues_from_saved_state(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/h.db")
+    config = load_config(write_config(tmp_path, max_evaluations=2))
+    first = Evolution(config, store)
+    first.run()
+    generations = first.generation
+    config.max_evaluations = 4
+    resumed = Evolution(config, store)
+    resumed.run(resume=True)
+    assert resumed.evaluations == 4 and resumed.generation > generations
+    assert [h for h in resumed.history[: len(first.history)]] == first.history
+
+
+class _FakeLLM(BaseHTTPRequestHandler):
+    """Speaks chat-completions; answers in turn: a real diff, a malformed one, one that misses."""
+
+    answers: list[str] = []
+    prompts: list[str] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).prompts.append(body["messages"][0]["content"])
+        answer = self.answers[(len(self.prompts) - 1) % len(self.answers)]
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def llm_server():
+    _FakeLLM.answers = [
+        "Fewer swap steps.\n<<<<<<< SEARCH\nSWAP_STEPS = 3\n=======\nSWAP_STEPS = 8\n>>>>>>> REPLACE\n",
+        "<<<<<<< SEARCH\nSWAP_STEPS = 3\n>>>>>>> REPLACE\n",  # no separator
+        "<<<<<<< SEARCH\nTHIS_IS_NOT_THERE = 1\n=======\nX = 2\n>>>>>>> REPLACE\n",
+    ]
+    _FakeLLM.prompts = []
+    server = HTTPServer(("127.0.0.1", 0), _FakeLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_llm_operator_applies_good_answers_and_rejects_bad_ones(llm_server):
+    op = LLMOperator(base_url=llm_server, model="fake")
+    fast = from_file(FAST)
+    child = op.propose([fast], random.Random(0))
+    assert "SWAP_STEPS = 8" in child.source and child.origin == "llm" and child.parent_ids == (fast.id,)
+    assert "SWAP_STEPS = 3" in _FakeLLM.prompts[0]  # the parent's code was sent
+    with pytest.raises(OperatorError, match="separator"):
+        op.propose([fast], random.Random(0))
+    with pytest.raises(OperatorError, match="SEARCH text not found"):
+        op.propose([fast], random.Random(0))
+    with pytest.raises(OperatorError, match="LLM request failed"):
+        LLMOperator(base_url="http://127.0.0.1:9/v1", model="x", timeout_s=2).propose([fast], random.Random(0))
+
+
+def test_llm_operator_drives_a_short_evolve_run(tmp_path, llm_server):
+    config = load_config(write_config(tmp_path, parents=[FAST], max_evaluations=1, islands=1,
+                                      operators={"llm": {"weight": 1, "base_url": llm_server, "model": "fake"}}))
+    evolution = Evolution(config, Store(f"sqlite:///{tmp_path}/h.db"))
+    evolution.run()
+    events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
+    assert any(e["operator"] == "llm" and e.get("candidate_id") for e in events)
+    assert any(e["operator"] == "llm" and e["status"] == "rejected" and "separator" in e["reason"] for e in events)
+    assert "metrics" in _FakeLLM.prompts[-1].lower()
