@@ -8,7 +8,9 @@ drawn by weight, and the children of all islands are evaluated together through
 its reason and never enters an archive. A child enters its island's archive when its
 cell (the bucket of each feature axis) is empty or it beats the cell's occupant.
 Every ``migration_interval`` generations each island's best is copied to the next
-island. State is saved after every generation, so ``--resume`` continues a run.
+island. Every proposal and, after each generation, every archive member (the
+population) is recorded in the store's ``evolution_events`` table and in
+``events.jsonl``. State is saved after every generation, so ``--resume`` continues a run.
 """
 
 from __future__ import annotations
@@ -253,10 +255,14 @@ class Evolution:
                     target = (i + 1) % self.config.islands
                     self._offer(target, best.candidate_id, self.metrics[best.candidate_id])
         for island, archive in enumerate(self.archives):
+            # The population: every archive member after this generation.
+            log.extend({"island": island, "operator": "archive", "candidate_id": m.candidate_id, "status": "archived",
+                        "reason": f"cell {cell}", "gpu_balancedness": m.fitness} for cell, m in sorted(archive.items()))
             fits = [m.fitness for m in archive.values()]
             self.history.append({"generation": self.generation, "island": island, "best": max(fits),
                                  "median": statistics.median(fits), "cells": len(fits)})
         self.elapsed += time.monotonic() - start
+        self.store.add_evolution_events(self.config.name, self.generation, log)
         with open(self.out / "events.jsonl", "a") as f:
             for entry in log:
                 f.write(json.dumps({"generation": self.generation, **entry}) + "\n")

@@ -106,6 +106,22 @@ class TimingRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class EvolutionEventRow(Base):
+    """One proposal of an evolve run: the child (or why none was made) and what became of it."""
+
+    __tablename__ = "evolution_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evolution: Mapped[str] = mapped_column(String(200))
+    generation: Mapped[int] = mapped_column(Integer)
+    island: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str] = mapped_column(String(50))
+    candidate_id: Mapped[str | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))  # accepted, not better, failed, rejected, archived
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fitness: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -320,6 +336,17 @@ class Store:
                 s.rollback()
                 return False
         return True
+
+    def add_evolution_events(self, evolution: str, generation: int, events: list[dict]) -> None:
+        """Commit one generation's events (dicts with island, operator, status, and optional
+        candidate_id, reason, gpu_balancedness)."""
+        with self.session() as s:
+            for e in events:
+                s.add(EvolutionEventRow(evolution=evolution, generation=generation, island=e["island"],
+                                        operator=e["operator"], candidate_id=e.get("candidate_id"),
+                                        status=e["status"], reason=e.get("reason"),
+                                        fitness=e.get("gpu_balancedness")))
+            s.commit()
 
     def add_timing(
         self,

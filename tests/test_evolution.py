@@ -171,3 +171,21 @@ def test_llm_operator_drives_a_short_evolve_run(tmp_path, llm_server):
     assert any(e["operator"] == "llm" and e.get("candidate_id") for e in events)
     assert any(e["operator"] == "llm" and e["status"] == "rejected" and "separator" in e["reason"] for e in events)
     assert "metrics" in _FakeLLM.prompts[-1].lower()
+
+
+def test_population_and_proposals_are_recorded_in_the_store(tmp_path):
+    from sqlalchemy import select
+
+    from harness.store import EvolutionEventRow
+
+    store = Store(f"sqlite:///{tmp_path}/h.db")
+    config = load_config(write_config(tmp_path, max_evaluations=2))
+    evolution = Evolution(config, store)
+    evolution.run()
+    with store.session() as s:
+        rows = s.scalars(select(EvolutionEventRow)).all()
+    archived = {(r.generation, r.island, r.candidate_id) for r in rows if r.status == "archived"}
+    last = evolution.generation
+    assert {(i, m.candidate_id) for i, a in enumerate(evolution.archives) for m in a.values()} == {
+        (i, c) for g, i, c in archived if g == last}
+    assert any(r.operator != "archive" for r in rows)
