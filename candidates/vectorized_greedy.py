@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 SWAP_STEPS = 3
+KNOBS = {"SWAP_STEPS": ("int", 0, 16)}
 
 
 def _pack(w: np.ndarray, num_packs: int) -> np.ndarray:

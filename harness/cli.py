@@ -86,6 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_arg(evo)
     evo.add_argument("--quiet", action="store_true")
 
+    tu = sub.add_parser("tune", help="tune a candidate's knobs with Optuna")
+    tu.add_argument("candidate", help="candidate .py file")
+    tu.add_argument("--trials", type=_positive_int, required=True, help="trials this process runs")
+    tu.add_argument("--study", help="study name (default CANDIDATE-OBJECTIVE); workers sharing it share trials")
+    tu.add_argument("--storage", default="sqlite:///results/optuna.db",
+                    help="Optuna storage URL (PostgreSQL for many workers)")
+    tu.add_argument("--suite", default="smoke")
+    tu.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+    tu.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance")
+    tu.add_argument("--sampler", choices=["tpe", "cmaes", "nsga2", "random"], default=None,
+                    help="default tpe, nsga2 for pareto")
+    tu.add_argument("--literals", action="store_true", help="tune the candidate's numeric literals")
+    tu.add_argument("--seed", type=int, help="sampler seed")
+    tu.add_argument("--export", help="tuned candidate file (default results/tuned/NAME_tuned.py)")
+    tu.add_argument("--pick", type=int, default=0, help="Pareto point to export, by decreasing balancedness")
+    tu.add_argument("--out", default="results/tune", help="folder for plots and the trial table")
+    tu.add_argument("--jobs", type=_positive_int, default=1, help="parallel scoring workers per trial")
+    tu.add_argument("--timeout", type=_positive_float, default=sandbox.Limits.timeout_s)
+    _add_store_arg(tu)
+
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -216,6 +236,42 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.tuning import TuneSettings, export_best, trial_table, tunable_knobs, tune, write_study_plots
+
+    cases = _cases(args)
+    candidate = from_file(args.candidate)
+    check_source(candidate)
+    try:
+        tunable_knobs(candidate, args.literals)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    sampler = args.sampler or ("nsga2" if args.objective == "pareto" else "tpe")
+    if sampler == "cmaes" and args.objective == "pareto":
+        raise UsageError("the cmaes sampler is single-objective; use nsga2 or tpe for pareto")
+    settings = TuneSettings(objective=args.objective, sampler=sampler, literals=args.literals, seed=args.seed,
+                            limits=sandbox.Limits(timeout_s=args.timeout), jobs=args.jobs)
+    study_name = args.study or f"{candidate.name}-{args.objective}"
+    store = Store(args.db)
+    study, objective = tune(candidate, store, cases, args.trials, study_name, args.storage, settings)
+    out = Path(args.out) / study_name
+    out.mkdir(parents=True, exist_ok=True)
+    trial_table(study).to_csv(out / "trials.csv", index=False)
+    plots = write_study_plots(study, out)
+    states = [t.state.name for t in study.trials]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+    print(f"study {study_name}: {len(states)} trials ({counts})")
+    try:
+        path = Path(args.export) if args.export else Path("results") / "tuned" / f"{candidate.name}_tuned.py"
+        child = export_best(study, objective, store, path, args.pick)
+    except ValueError as exc:
+        print(f"error: nothing to export: {exc}", file=sys.stderr)
+        return 1
+    print(f"best: {child.description} -> {path} ({child.id})")
+    print("plots: " + ", ".join(str(p) for p in plots))
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -237,6 +293,7 @@ COMMANDS = {
     "leaderboard": cmd_leaderboard,
     "apply-diff": cmd_apply_diff,
     "evolve": cmd_evolve,
+    "tune": cmd_tune,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }

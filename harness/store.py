@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import platform
+import random
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
@@ -30,7 +32,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from harness.candidate import Candidate
@@ -122,6 +124,21 @@ class EvolutionEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+def retry_on_schema_race(create, attempts: int = 5):
+    """Run ``create`` (a schema or study creation), retrying when a concurrent worker raced it.
+
+    Workers started together on one PostgreSQL database all try to create the same
+    tables and types; all but one fail with a duplicate-key error and simply retry.
+    """
+    for attempt in range(attempts):
+        try:
+            return create()
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -153,7 +170,7 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
         # Forked workers must not close the parent's connections (PostgreSQL sockets).
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
