@@ -114,20 +114,10 @@ def _parse_blocks(body: str, first_line: int) -> list[Block]:
         stripped = lines[i].strip()
         where = first_line + i
         if stripped == SEARCH_MARK:
-            try:
-                mid = next(j for j in range(i + 1, len(lines)) if lines[j].strip() in (DIVIDER, SEARCH_MARK,
-                                                                                         REPLACE_MARK))
-            except StopIteration:
-                raise DiffError(f"block at line {where}: SEARCH has no '{DIVIDER}' separator") from None
-            if lines[mid].strip() != DIVIDER:
-                raise DiffError(f"block at line {where}: missing '{DIVIDER}' separator before line {first_line + mid}")
-            try:
-                end = next(j for j in range(mid + 1, len(lines)) if lines[j].strip() in (REPLACE_MARK, SEARCH_MARK,
-                                                                                          DIVIDER))
-            except StopIteration:
-                raise DiffError(f"block at line {where}: no closing '{REPLACE_MARK}'") from None
-            if lines[end].strip() != REPLACE_MARK:
-                raise DiffError(f"block at line {where}: no closing '{REPLACE_MARK}' before line {first_line + end}")
+            mid = _next_marker(lines, i + 1, DIVIDER, f"block at line {where}: missing '{DIVIDER}' separator",
+                               first_line)
+            end = _next_marker(lines, mid + 1, REPLACE_MARK, f"block at line {where}: no closing '{REPLACE_MARK}'",
+                               first_line)
             search = "\n".join(lines[i + 1 : mid])
             if not search.strip():
                 raise DiffError(f"block at line {where}: empty SEARCH side")
@@ -138,6 +128,17 @@ def _parse_blocks(body: str, first_line: int) -> list[Block]:
             raise DiffError(f"line {where}: '{stripped}' outside a SEARCH/REPLACE block")
         i += 1
     return blocks
+
+
+def _next_marker(lines: list[str], start: int, expected: str, problem: str, first_line: int) -> int:
+    """Index of the next marker line from ``start``; it must be ``expected``."""
+    markers = (SEARCH_MARK, DIVIDER, REPLACE_MARK)
+    found = next((j for j in range(start, len(lines)) if lines[j].strip() in markers), None)
+    if found is None:
+        raise DiffError(problem)
+    if lines[found].strip() != expected:
+        raise DiffError(f"{problem} before line {first_line + found}")
+    return found
 
 
 # -- applying ----------------------------------------------------------------------------

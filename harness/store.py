@@ -160,6 +160,10 @@ def _package_versions() -> dict:
     return versions
 
 
+# Candidate attributes stored as they are (the id is derived, parent_ids is a list in the row).
+_CANDIDATE_FIELDS = ("name", "source", "path", "description", "origin", "diff")
+
+
 class Store:
     """A results database. ``Store(url)`` creates the tables when missing."""
 
@@ -182,18 +186,8 @@ class Store:
         """Record ``candidate`` once by content hash; returns its id."""
         with self.session() as s:
             if s.get(CandidateRow, candidate.id) is None:
-                s.add(
-                    CandidateRow(
-                        id=candidate.id,
-                        name=candidate.name,
-                        source=candidate.source,
-                        description=candidate.description,
-                        origin=candidate.origin,
-                        path=candidate.path,
-                        parent_ids=list(candidate.parent_ids),
-                        diff=candidate.diff,
-                    )
-                )
+                fields = {f: getattr(candidate, f) for f in _CANDIDATE_FIELDS}
+                s.add(CandidateRow(id=candidate.id, parent_ids=list(candidate.parent_ids), **fields))
                 try:
                     s.commit()
                 except IntegrityError:  # another worker recorded it first
@@ -205,15 +199,7 @@ class Store:
             row = s.get(CandidateRow, candidate_id)
             if row is None:
                 raise KeyError(candidate_id)
-            return Candidate(
-                name=row.name,
-                source=row.source,
-                path=row.path,
-                description=row.description,
-                origin=row.origin,
-                parent_ids=tuple(row.parent_ids),
-                diff=row.diff,
-            )
+            return Candidate(parent_ids=tuple(row.parent_ids), **{f: getattr(row, f) for f in _CANDIDATE_FIELDS})
 
     # -- runs ----------------------------------------------------------------------
     def start_run(self, command: str, suite: str | None) -> int:
