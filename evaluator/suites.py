@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from evaluator.presets import Preset, get_preset
+from evaluator.traces import load_trace
 from evaluator.workloads import FAMILIES, generate
 
 
@@ -25,23 +27,42 @@ class Case:
     seed: int
     windows: int = 4
     params: tuple[tuple[str, float], ...] = field(default=())
+    # A traced case reads its windows from a file instead (family "trace"); the file's
+    # content hash is part of the key, so an edited trace is a new case.
+    trace: str | None = None
+    window: int | None = None
+    trace_sha: str | None = None
+
+    @classmethod
+    def from_trace(cls, path: str, preset: str, window: int | None = None) -> Case:
+        """A case replaying the trace at ``path`` on ``preset`` (checked now: bad files raise TraceError)."""
+        p = get_preset(preset)
+        windows = load_trace(path, window, p.num_layers, p.num_experts)
+        return cls("trace", preset, 0, len(windows), trace=str(path), window=window, trace_sha=_content_hash(path))
 
     @property
     def name(self) -> str:
+        if self.trace is not None:
+            return f"trace:{Path(self.trace).name}@{self.preset}" + (f"/w{self.window}" if self.window else "")
         extra = "".join(f",{k}={v:g}" for k, v in self.params)
         return f"{self.family}{extra}@{self.preset}#s{self.seed}"
 
     @property
     def key(self) -> str:
         """Stable content key: equal cases share it across runs and machines."""
-        payload = json.dumps([self.family, self.preset, self.seed, self.windows, list(self.params)])
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        payload = [self.family, self.preset, self.seed, self.windows, list(self.params)]
+        if self.trace is not None:
+            payload += [self.trace_sha, self.window]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
     def get_preset(self) -> Preset:
         return get_preset(self.preset)
 
     def history(self) -> np.ndarray:
-        """``[windows, L, E]`` int64 token counts."""
+        """``[windows, L, E]`` token counts."""
+        if self.trace is not None:
+            p = self.get_preset()
+            return load_trace(self.trace, self.window, p.num_layers, p.num_experts)
         return generate(self.family, self.get_preset(), self.seed, self.windows, dict(self.params))
 
     def to_dict(self) -> dict:
@@ -53,11 +74,25 @@ class Case:
             "seed": self.seed,
             "windows": self.windows,
             "params": dict(self.params),
+            "trace": self.trace,
+            "window": self.window,
+            "trace_sha": self.trace_sha,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Case:
-        return cls(d["family"], d["preset"], int(d["seed"]), int(d["windows"]), tuple(sorted(d["params"].items())))
+        return cls(d["family"], d["preset"], int(d["seed"]), int(d["windows"]), tuple(sorted(d["params"].items())),
+                   d.get("trace"), d.get("window"), d.get("trace_sha"))
+
+
+def _content_hash(path: str) -> str:
+    p = Path(path)
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _grid(families: list[str], presets: list[str], seeds: list[int], windows: int = 4) -> list[Case]:

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from evaluator.presets import PRESETS, UnknownPresetError, get_preset
-from evaluator.suites import SUITES, UnknownSuiteError, get_suite
+from evaluator.suites import SUITES, Case, UnknownSuiteError, get_suite
+from evaluator.traces import TraceError
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, check_source, discover, from_file
 from harness.diffs import DiffError
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
     ev.add_argument("--suite", default="default", help="suite name (see `eplb-harness suites`)")
     ev.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+    ev.add_argument("--trace", help="evaluate on this expert-load trace instead of a suite (needs one --preset)")
+    ev.add_argument("--window", type=_positive_int, help="records summed per trace window (format default)")
     ev.add_argument("--out", default="results", help="directory for the per-case CSV/JSON (default results/)")
     _add_store_arg(ev)
     ev.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
@@ -112,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cases(args: argparse.Namespace):
+    if getattr(args, "trace", None):
+        if not args.preset or len(args.preset) != 1:
+            raise UsageError("--trace needs exactly one --preset giving the deployment shape")
+        try:
+            return [Case.from_trace(args.trace, args.preset[0], args.window)]
+        except TraceError as exc:
+            raise UsageError(str(exc)) from None
     cases = get_suite(args.suite)
     if args.preset:
         for name in args.preset:
