@@ -109,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--timeout", type=_positive_float, default=sandbox.Limits.timeout_s)
     _add_store_arg(tu)
 
+    rp = sub.add_parser("replay", help="replay a trace: rebalance every K windows, score each window")
+    rp.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
+    rp.add_argument("--trace", required=True, help="expert-load trace (see README for formats)")
+    rp.add_argument("--preset", action="append", required=True, help="deployment shape of the trace")
+    rp.add_argument("--window", type=_positive_int, help="records summed per window (format default)")
+    rp.add_argument("--every", type=_positive_int, default=1, help="rebalance every K windows")
+    rp.add_argument("--estimator", choices=["last", "sliding", "ema"], default="last",
+                    help="load estimate a rebalance uses")
+    rp.add_argument("--span", type=_positive_int, default=4, help="windows in the sliding sum")
+    rp.add_argument("--alpha", type=_positive_float, default=0.5, help="EMA weight of the newest window")
+    rp.add_argument("--expert-mb", type=float, default=0.0, help="size of one expert's weights, MiB")
+    rp.add_argument("--out", default="results/replay", help="folder for replay.csv and timeline.png")
+    rp.add_argument("--timeout", type=_positive_float, default=600.0, help="wall-time limit per candidate")
+    rp.add_argument("--memory-mb", type=_positive_int, default=sandbox.Limits.memory_mb)
+
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -282,6 +297,53 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from evaluator.replay import ReplayPolicy
+    from harness.plots import plot_timeline
+    from harness.runner import replay_task
+
+    args.suite = None
+    case = _cases(args)[0]
+    if not 0 < args.alpha <= 1:
+        raise UsageError("--alpha must be in (0, 1]")
+    policy = ReplayPolicy(every=args.every, estimator=args.estimator, span=args.span, alpha=args.alpha,
+                          expert_bytes=args.expert_mb * 2**20)
+    candidates = [c for spec in args.candidates for c in discover(spec)]
+    for c in candidates:
+        check_source(c)
+    limits = sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+    frames, failed = [], 0
+    for index, outcome in sandbox.run_tasks(replay_task, [(c, case, policy) for c in candidates], limits,
+                                            jobs=os.cpu_count() or 1):
+        if not outcome.ok:
+            print(f"error: {candidates[index].name}: {outcome.failure_kind}: {outcome.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        frames.append(pd.DataFrame(outcome.value).assign(candidate=candidates[index].name))
+    if not frames:
+        return 1
+    order = {c.name: i for i, c in enumerate(candidates)}
+    records = pd.concat(sorted(frames, key=lambda f: order[f["candidate"].iloc[0]]), ignore_index=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records.to_csv(out / "replay.csv", index=False)
+    table = records.pivot_table(index="window", columns="candidate", values=["gpu_balancedness", "slots_changed"],
+                                sort=False)
+    table.columns = [f"{cand}:{'bal' if metric == 'gpu_balancedness' else 'moved'}" for metric, cand in table.columns]
+    table = table.reset_index()
+    print(table.to_markdown(index=False, floatfmt=[".4f" if c.endswith(":bal") else ".0f" for c in table.columns]))
+    totals = records.groupby("candidate", sort=False).agg(
+        mean_gpu_balancedness=("gpu_balancedness", "mean"), rebalances=("rebalanced", "sum"),
+        slots_changed=("slots_changed", "sum"), gib_moved=("bytes_moved", "sum")).reset_index()
+    totals["gib_moved"] /= 2**30
+    print()
+    print(totals.to_markdown(index=False, floatfmt=("", ".4f", ".0f", ".0f", ".2f")))
+    print(f"\nper-window records: {out / 'replay.csv'}; timeline: {plot_timeline(records, out / 'timeline.png')}")
+    return 1 if failed else 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -304,6 +366,7 @@ COMMANDS = {
     "apply-diff": cmd_apply_diff,
     "evolve": cmd_evolve,
     "tune": cmd_tune,
+    "replay": cmd_replay,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }

@@ -100,6 +100,26 @@ def plot_progress(history: list[dict], path: Path) -> Path:
     return path
 
 
+def plot_timeline(records: pd.DataFrame, path: Path) -> Path:
+    """GPU balancedness per window and slots moved per rebalance, one line per candidate."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    for name, rows in records.groupby("candidate", sort=False):
+        line = top.plot(rows["window"], rows["gpu_balancedness"], marker=".", label=name)
+        moved = rows[rows["rebalanced"]]
+        bottom.plot(moved["window"], moved["slots_changed"], marker="o", color=line[0].get_color(), label=name)
+    top.set_ylabel("GPU balancedness")
+    top.set_title("Replay: balance per window and migrations per rebalance")
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=7)
+    bottom.set_ylabel("slots changed")
+    bottom.set_xlabel("window")
+    bottom.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plots(per_case: pd.DataFrame, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     """Write ``pareto.png``, ``gap_heatmap.png`` and ``ranking.png`` into ``out_dir``."""
     out = Path(out_dir)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from evaluator.replay import ReplayPolicy, replay
 from evaluator.scoring import score_case, time_case
 from evaluator.suites import Case
 from evaluator.validation import InvalidPlacement
@@ -78,6 +79,15 @@ def time_task(payload: tuple[Candidate, Case, int, int]) -> dict:
     candidate, case, repeats, warmup = payload
     rebalance = _load(candidate)
     return time_case(rebalance, case.history(), case.get_preset(), repeats=repeats, warmup=warmup)
+
+
+def replay_task(payload: tuple[Candidate, Case, ReplayPolicy]) -> list[dict]:
+    candidate, case, policy = payload
+    rebalance = _load(candidate)
+    try:
+        return replay(rebalance, case.history(), case.get_preset(), policy)
+    except InvalidPlacement as exc:
+        raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
 
 
 # -- parent side ------------------------------------------------------------------------
