@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--timeout", type=_positive_float, default=600.0, help="wall-time limit per candidate")
     rp.add_argument("--memory-mb", type=_positive_int, default=sandbox.Limits.memory_mb)
 
+    st = sub.add_parser("synth-trace", help="write a SYNTHETIC trace-shaped JSON load history")
+    st.add_argument("--preset", required=True)
+    st.add_argument("--steps", type=_positive_int, default=1000)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--out", required=True, help="output .json file")
+
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -344,6 +350,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_synth_trace(args: argparse.Namespace) -> int:
+    from evaluator.synthetic_traces import write_synthetic_trace
+
+    path = write_synthetic_trace(args.out, get_preset(args.preset), args.steps, args.seed)
+    print(f"wrote SYNTHETIC trace {path} ({args.steps} steps, preset {args.preset}, seed {args.seed})")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -367,6 +381,7 @@ COMMANDS = {
     "evolve": cmd_evolve,
     "tune": cmd_tune,
     "replay": cmd_replay,
+    "synth-trace": cmd_synth_trace,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }

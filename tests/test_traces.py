@@ -158,3 +158,17 @@ def test_evaluate_on_a_trace_from_the_command_line(tmp_path):
     bad = subprocess.run(args + ["--preset", "deepseek-v3"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "does not fit the preset" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_synthetic_trace_is_labelled_reproducible_and_loadable(tmp_path):
+    from evaluator.synthetic_traces import write_synthetic_trace
+
+    a = write_synthetic_trace(tmp_path / "a.json", MIX, steps=300, seed=4)
+    b = write_synthetic_trace(tmp_path / "b.json", MIX, steps=300, seed=4)
+    raw = json.loads(a.read_text())
+    assert raw["synthetic"] is True and raw["preset"] == "mixtral-8x7b"
+    assert a.read_text() == b.read_text()
+    windows = load_trace(a, num_layers=32, num_experts=8)  # default window: 100 steps
+    assert windows.shape == (3, 32, 8) and (windows >= 0).all()
+    # Heavy tails and drift: the hottest expert carries well above its share, and it moves.
+    assert (windows.max(axis=2) / windows.mean(axis=2)).mean() > 1.5
