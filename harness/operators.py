@@ -15,7 +15,7 @@ import os
 import random
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -138,9 +138,8 @@ class Crossover:
         bundle = "\n".join(imports) + "\n\n\n" + "\n\n\n".join(texts[n] for n in reversed(needed))
         diff = f"<<<<<<< SEARCH\n{texts[fname]}\n=======\n{bundle}\n>>>>>>> REPLACE\n"
         child = _child_of(host, diff, name=f"{host.name}x{donor.name}:{fname}"[:120])
-        return Candidate(name=child.name, source=child.source, origin="crossover",
-                         description=f"{fname} from {donor.name} into {host.name}",
-                         parent_ids=(host.id, donor.id), diff=diff)
+        return replace(child, origin="crossover", description=f"{fname} from {donor.name} into {host.name}",
+                       parent_ids=(host.id, donor.id))
 
 
 PROMPT = """You improve Expert-Parallelism Load Balancer (EPLB) code. The objective is GPU balancedness
@@ -185,7 +184,7 @@ class LLMOperator:
         prompt = PROMPT.format(name=parent.name, metrics=json.dumps(metrics), source=parent.source,
                                best=json.dumps(best))
         answer = self._complete(prompt)
-        return Candidate(**{**_child_of(parent, answer, name=f"{parent.name}+llm").__dict__, "origin": "llm"})
+        return replace(_child_of(parent, answer, name=f"{parent.name}+llm"), origin="llm")
 
     def _complete(self, prompt: str) -> str:
         body = json.dumps({

@@ -11,7 +11,7 @@ for many machines) work on one study, as Optuna intends.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -166,7 +166,7 @@ def export_best(study: optuna.Study, objective: Objective, store: Store, path: P
     trial = best_trial(study, pick)
     values = {k.name: trial.params[k.name] for k in objective.knobs}
     child = child_for(objective.candidate, objective.knobs, values, "tuned")
-    child = Candidate(**{**child.__dict__, "name": f"{objective.candidate.name}_tuned", "path": str(path)})
+    child = replace(child, name=f"{objective.candidate.name}_tuned", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(child.source)
     store.add_candidate(child)
@@ -188,7 +188,7 @@ def write_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     plots = []
     jobs = [("history", lambda: ovm.plot_optimization_history(
         study, target=(lambda t: t.values[0]) if multi else None, target_name="GPU balancedness"))]
-    if len(complete) >= 2 and len(study.best_trial.params if not multi else complete[0].params) >= 1:
+    if len(complete) >= 2:
         jobs.append(("importances", lambda: ovm.plot_param_importances(
             study, target=(lambda t: t.values[0]) if multi else None)))
     if multi:
