@@ -130,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--out", required=True, help="output .json file")
 
+    bn = sub.add_parser("bench", help="runtime per preset (ratio to the baseline, same run) and suite balance")
+    bn.add_argument("candidates", nargs="*", default=["candidates"], help="candidate files or directories")
+    bn.add_argument("--presets", nargs="+", default=list(PRESETS), help="presets to time on")
+    bn.add_argument("--repeats", type=_positive_int, default=20, help="timed calls per preset (after warm-up)")
+    bn.add_argument("--suite", default="default", help="suite for the balance columns")
+    bn.add_argument("--out", default="results/bench", help="folder for bench.csv")
+    _add_store_arg(bn)
+    bn.add_argument("--quiet", action="store_true")
+
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -358,6 +367,45 @@ def cmd_synth_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.runner import RunConfig, evaluate, time_task
+
+    for name in args.presets:
+        get_preset(name)
+    cases = get_suite(args.suite)
+    candidates = [c for spec in args.candidates for c in discover(spec)]
+    for c in candidates:
+        check_source(c)
+    store = Store(args.db)
+    report = evaluate(store, candidates, cases, RunConfig(jobs=os.cpu_count() or 1, quiet=args.quiet,
+                                                          time_runs=False), command="bench", suite=args.suite)
+    balance = leaderboard(case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id))
+    everyone = [store.get_candidate(cid) for cid in report.candidate_ids]  # the baseline first
+    # Serial, one worker at a time; the baseline and the candidates alternate on each preset.
+    tasks = [(c, Case("zipf", p, 0, windows=1), args.repeats, 3) for p in args.presets for c in everyone]
+    rows = []
+    for index, outcome in sandbox.run_tasks(time_task, tasks, sandbox.Limits(), jobs=1):
+        cand, case, _, _ = tasks[index]
+        stats = outcome.value or {}
+        rows.append({"candidate": cand.name, "candidate_id": cand.id, "preset": case.preset,
+                     "median_ms": stats.get("median_s", float("nan")) * 1e3,
+                     "iqr_ms": stats.get("iqr_s", float("nan")) * 1e3, "failure": outcome.failure_kind})
+    table = pd.DataFrame(rows)
+    base = table[table["candidate_id"] == report.baseline_id].set_index("preset")["median_ms"]
+    table["speedup_vs_baseline"] = table["preset"].map(base) / table["median_ms"]
+    table = table.merge(balance[["candidate_id", "gpu_balancedness", "gap_to_bound", "failures"]],
+                        on="candidate_id", how="left").drop(columns="candidate_id")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "bench.csv", index=False)
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print(f"\n{len(args.presets)} presets x {len(everyone)} candidates, {args.repeats} timed calls each after 3 "
+          f"warm-up; balance columns: suite {args.suite!r}. CSV: {out / 'bench.csv'}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -381,6 +429,7 @@ COMMANDS = {
     "evolve": cmd_evolve,
     "tune": cmd_tune,
     "replay": cmd_replay,
+    "bench": cmd_bench,
     "synth-trace": cmd_synth_trace,
     "presets": cmd_presets,
     "suites": cmd_suites,

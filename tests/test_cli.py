@@ -120,3 +120,16 @@ def test_leaderboard_writes_table_and_three_real_pngs(tmp_path):
             assert img.format == "PNG"
             assert img.width >= 400 and img.height >= 200
             assert len(np.unique(np.asarray(img.convert("L")))) > 20, f"{name} looks blank"
+
+
+def test_bench_prints_runtime_ratio_and_balance_and_writes_csv(tmp_path):
+    result = cli("bench", str(ROOT / "candidates" / "vectorized_greedy.py"), "--presets", "mixtral-8x7b",
+                 "gpt-oss-120b", "--repeats", "3", "--suite", "smoke", "--db", f"sqlite:///{tmp_path}/h.db",
+                 "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "bench.csv")
+    assert set(table["candidate"]) == {"deepseek_baseline", "vectorized_greedy"}
+    assert set(table["preset"]) == {"mixtral-8x7b", "gpt-oss-120b"}
+    assert (table.loc[table["candidate"] == "deepseek_baseline", "speedup_vs_baseline"] == 1.0).all()
+    fast = table[table["candidate"] == "vectorized_greedy"]
+    assert (fast["speedup_vs_baseline"] > 1).all() and fast["gpu_balancedness"].between(0.5, 1).all()
