@@ -4,7 +4,8 @@ A deployed balancer only sees the past: at window ``t`` the current placement wa
 computed from windows before ``t``. Every ``every`` windows it is recomputed from an
 estimate of the load (``last`` window, ``sliding`` sum of the last ``span`` windows,
 or ``ema`` with weight ``alpha`` on the newest), and the migration it causes is
-counted: physical slots whose expert changed, and the bytes that moves.
+counted (:mod:`evaluator.migration`): slots whose expert changed, expert copies that
+must be transferred after the best relabelling of GPUs inside each node, and bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from evaluator.metrics import placement_balance
+from evaluator.migration import Migration, migration
 from evaluator.presets import Preset
 from evaluator.validation import validate_placement
 
@@ -49,24 +51,21 @@ def estimate(windows: np.ndarray, t: int, policy: ReplayPolicy) -> np.ndarray:
     return est
 
 
-def slots_changed(old: torch.Tensor | None, new: torch.Tensor) -> int:
-    """Physical slots (over all layers) whose logical expert differs between two ``phy2log [L, P]``."""
-    return 0 if old is None else int((old != new).sum())
-
-
 def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset, policy: ReplayPolicy) -> list[dict]:
     """One record per scored window ``t = 1 .. T-1`` (see module docstring)."""
     records = []
     current = None
     for t in range(1, len(windows)):
         rebalanced = current is None or (t - 1) % policy.every == 0
-        moved = 0
+        moved = Migration(0, 0, 0.0, 0.0)
         if rebalanced:
             weight = torch.from_numpy(np.ascontiguousarray(estimate(windows, t, policy)))
             output = rebalance(weight, *preset.rebalance_args())
             placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
                                            preset.num_gpus)
-            moved = slots_changed(None if current is None else current[0], placement[0])
+            if current is not None:
+                moved = migration(current[0].numpy(), placement[0].numpy(), preset.num_nodes, preset.num_gpus,
+                                  policy.expert_bytes)
             current = placement
         balance = placement_balance(torch.from_numpy(windows[t]), current[0], current[2], preset.num_groups,
                                     preset.num_nodes, preset.num_gpus)
@@ -75,7 +74,6 @@ def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset
             "rebalanced": rebalanced,
             "gpu_balancedness": balance.gpu_balancedness,
             "gpu_balancedness_bound": balance.gpu_balancedness_bound,
-            "slots_changed": moved,
-            "bytes_moved": moved * policy.expert_bytes,
+            **moved.to_dict(),
         })
     return records

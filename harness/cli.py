@@ -344,17 +344,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records.to_csv(out / "replay.csv", index=False)
-    table = records.pivot_table(index="window", columns="candidate", values=["gpu_balancedness", "slots_changed"],
-                                sort=False)
-    table.columns = [f"{cand}:{'bal' if metric == 'gpu_balancedness' else 'moved'}" for metric, cand in table.columns]
+    table = records.pivot_table(index="window", columns="candidate",
+                                values=["gpu_balancedness", "copies_transferred"], sort=False)
+    table.columns = [f"{cand}:{'bal' if metric == 'gpu_balancedness' else 'copies'}" for metric, cand in table.columns]
     table = table.reset_index()
     print(table.to_markdown(index=False, floatfmt=[".4f" if c.endswith(":bal") else ".0f" for c in table.columns]))
     totals = records.groupby("candidate", sort=False).agg(
         mean_gpu_balancedness=("gpu_balancedness", "mean"), rebalances=("rebalanced", "sum"),
-        slots_changed=("slots_changed", "sum"), gib_moved=("bytes_moved", "sum")).reset_index()
+        slots_changed=("slots_changed", "sum"), copies_transferred=("copies_transferred", "sum"),
+        gib_moved=("bytes_moved", "sum")).reset_index()
     totals["gib_moved"] /= 2**30
     print()
-    print(totals.to_markdown(index=False, floatfmt=("", ".4f", ".0f", ".0f", ".2f")))
+    print(totals.to_markdown(index=False, floatfmt=("", ".4f", ".0f", ".0f", ".0f", ".2f")))
     print(f"\nper-window records: {out / 'replay.csv'}; timeline: {plot_timeline(records, out / 'timeline.png')}")
     return 1 if failed else 0
 

@@ -101,17 +101,17 @@ def plot_progress(history: list[dict], path: Path) -> Path:
 
 
 def plot_timeline(records: pd.DataFrame, path: Path) -> Path:
-    """GPU balancedness per window and slots moved per rebalance, one line per candidate."""
+    """GPU balancedness per window and expert copies moved per rebalance, one line per candidate."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
     for name, rows in records.groupby("candidate", sort=False):
         line = top.plot(rows["window"], rows["gpu_balancedness"], marker=".", label=name)
         moved = rows[rows["rebalanced"]]
-        bottom.plot(moved["window"], moved["slots_changed"], marker="o", color=line[0].get_color(), label=name)
+        bottom.plot(moved["window"], moved["copies_transferred"], marker="o", color=line[0].get_color(), label=name)
     top.set_ylabel("GPU balancedness")
     top.set_title("Replay: balance per window and migrations per rebalance")
     top.grid(True, alpha=0.3)
     top.legend(fontsize=7)
-    bottom.set_ylabel("slots changed")
+    bottom.set_ylabel("expert copies moved")
     bottom.set_xlabel("window")
     bottom.grid(True, alpha=0.3)
     fig.tight_layout()

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from evaluator.migration import migration
 from evaluator.presets import get_preset
-from evaluator.replay import ReplayPolicy, estimate, replay, slots_changed
+from evaluator.replay import ReplayPolicy, estimate, replay
 from harness.policy import build_log2phy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,13 +33,27 @@ def placement(phy2log_row: list[int]):
 
 
 A = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7]
-B = [0, 1, 2, 3, 4, 5, 6, 7, 1, 0, 2, 3, 4, 5, 6, 7]  # slots 8 and 9 swapped: 2 slots differ per layer
+B = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 0]  # GPU 3 trades its expert 7 for a copy of expert 0
 
 
-def test_slots_changed_counts_by_hand():
-    assert slots_changed(None, placement(A)[0]) == 0
-    assert slots_changed(placement(A)[0], placement(B)[0]) == 2 * 32
-    assert slots_changed(placement(A)[0], placement(A)[0]) == 0
+def test_migration_counts_by_hand():
+    old = np.array([[0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7]])
+    # Pure relabelling of the 4 GPUs (one node): every slot changes, no copy has to move.
+    relabelled = np.array([[4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]])
+    m = migration(old, relabelled, num_nodes=1, num_gpus=4)
+    assert (m.slots_changed, m.copies_transferred) == (16, 0)
+    # Reordering slots inside a GPU moves nothing either.
+    swapped = np.array([[1, 0, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7]])
+    assert migration(old, swapped, 1, 4).copies_transferred == 0
+    # GPU 0 swaps expert 3 for a second copy of 7: exactly one copy crosses, 2 GiB at 2 GiB/expert.
+    one_new = np.array([[0, 1, 2, 7, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 3]])
+    m = migration(old, one_new, 1, 4, expert_bytes=2.0)
+    assert (m.slots_changed, m.copies_transferred, m.bytes_moved) == (2, 2, 4.0)
+    # GPUs are relabelled only inside a node: swapping the two nodes' experts moves every copy.
+    by_node = np.array([[0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7]])
+    nodes_swapped = np.array([[4, 5, 6, 7, 4, 5, 6, 7, 0, 1, 2, 3, 0, 1, 2, 3]])
+    assert migration(by_node, nodes_swapped, 1, 4).copies_transferred == 0
+    assert migration(by_node, nodes_swapped, 2, 4).copies_transferred == 16
 
 
 def test_estimators_use_only_past_windows():
@@ -62,9 +77,11 @@ def test_replay_rebalances_on_schedule_and_counts_migrations():
     records = replay(fake_rebalance, windows, MIX, ReplayPolicy(every=2, estimator="last", expert_bytes=100.0))
     assert [r["window"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert [r["rebalanced"] for r in records] == [True, False, True, False, True, False]
-    # Rebalances at t=1 (from window 0: A), t=3 (window 2: A, no move), t=5 (window 4: B, 64 slots move).
-    assert [r["slots_changed"] for r in records] == [0, 0, 0, 0, 64, 0]
-    assert records[4]["bytes_moved"] == 6400.0
+    # Rebalances at t=1 (from window 0: A), t=3 (window 2: A, no move), t=5 (window 4: B: one
+    # slot per layer now holds expert 0, which its GPU did not have: 32 copies).
+    assert [r["slots_changed"] for r in records] == [0, 0, 0, 0, 32, 0]
+    assert [r["copies_transferred"] for r in records] == [0, 0, 0, 0, 32, 0]
+    assert records[4]["bytes_moved"] == 3200.0
     assert all(0 < r["gpu_balancedness"] <= r["gpu_balancedness_bound"] + 1e-12 for r in records)
 
 
@@ -78,10 +95,11 @@ def test_replay_command_prints_table_and_writes_timeline(tmp_path):
          "--window", "2", "--every", "2", "--estimator", "sliding", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "deepseek_baseline:bal" in result.stdout and "vectorized_greedy:moved" in result.stdout
+    assert "deepseek_baseline:bal" in result.stdout and "vectorized_greedy:copies" in result.stdout
     records = pd.read_csv(tmp_path / "out" / "replay.csv")
     assert len(records) == 2 * 5 and set(records["window"]) == {1, 2, 3, 4, 5}
-    assert (records.loc[~records["rebalanced"], "slots_changed"] == 0).all()
+    assert (records.loc[~records["rebalanced"], "copies_transferred"] == 0).all()
+    assert (records["copies_transferred"] <= records["slots_changed"]).all()
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
 
 
