@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from evaluator.metrics import gpu_loads, per_layer_balancedness, placement_balance
+from evaluator.migration import migration
 from evaluator.presets import Preset
 from evaluator.timing import time_call
 from evaluator.validation import validate_placement
@@ -51,7 +52,8 @@ def score_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset) -> d
 
     Keys are those of :class:`evaluator.metrics.Balance` for the t -> t+1 score,
     the same prefixed ``oracle_`` for the same-window score, ``gpu_balancedness_per_layer``
-    (``[L]``, t -> t+1, averaged over windows) and ``windows_scored``.
+    (``[L]``, t -> t+1, averaged over windows), ``windows_scored`` and ``copies_moved_share``
+    (mean share of expert copies transferred between consecutive windows' placements).
     """
     placements = compute_placements(rebalance, history, preset)
     oracle, _ = _stacked_balance(placements, list(history), preset)
@@ -59,10 +61,14 @@ def score_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset) -> d
         predicted, per_layer = _stacked_balance(placements[:-1], list(history[1:]), preset)
     else:
         predicted, per_layer = _stacked_balance(placements, list(history), preset)
+    moves = [migration(a[0].numpy(), b[0].numpy(), preset.num_nodes, preset.num_gpus)
+             for a, b in zip(placements, placements[1:], strict=False)]
     return (
         predicted
         | {f"oracle_{k}": v for k, v in oracle.items()}
         | {"gpu_balancedness_per_layer": per_layer.tolist(), "windows_scored": max(1, len(history) - 1)}
+        # Share of expert copies a rebalance between consecutive windows transfers (0 for one window).
+        | {"copies_moved_share": sum(m.copies_share for m in moves) / len(moves) if moves else 0.0}
     )
 
 

@@ -16,6 +16,8 @@ SCORE_COLUMNS = [
     "oracle_gpu_balancedness",
     "replica_balancedness",
 ]
+# Placement-quality figures beyond balance, averaged over the cases a candidate passed.
+_MIGRATION_COLUMNS = ["copies_moved_share", "duplicate_gpu_share"]
 RANKABLE = SCORE_COLUMNS + ["combined_score", "speedup", "runtime_ms"]
 # Direction of "better" for each rankable figure.
 _ASCENDING = {"runtime_ms": True}
@@ -73,6 +75,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness") -> pd
         origin=("origin", "first"),
         **{col: (col, "mean") for col in SCORE_COLUMNS},
         runtime_ms=("runtime_ms", "median"),
+        **{col: (col, "mean") for col in _MIGRATION_COLUMNS if col in df},
         failures=("ok", lambda s: int((~s).sum())),
         cases=("ok", "size"),
     )
@@ -90,7 +93,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness") -> pd
 
 SUMMARY_COLUMNS = [
     "rank", "candidate", "gpu_balancedness", "gap_to_bound", "node_balancedness", "oracle_gpu_balancedness",
-    "runtime_ms", "speedup", "failures",
+    "runtime_ms", "speedup", "copies_moved_share", "failures",
 ]
 
 

@@ -40,7 +40,7 @@ from harness.candidate import Candidate
 DEFAULT_URL = "sqlite:///results/harness.db"
 
 # Bump when the scoring protocol changes, so stored figures are not reused across it.
-EVAL_VERSION = 1
+EVAL_VERSION = 2
 
 
 def _now() -> datetime:

@@ -11,6 +11,7 @@ import torch
 from safetensors.numpy import save_file
 
 from evaluator.metrics import placement_balance
+from evaluator.migration import migration
 from evaluator.presets import get_preset
 from evaluator.scoring import score_case
 from evaluator.suites import Case
@@ -145,6 +146,9 @@ def test_protocol_places_on_window_t_and_scores_on_t_plus_1(tmp_path, baseline_r
     logcnt = torch.cat([p[2] for p in placements[:-1]])
     want = placement_balance(torch.from_numpy(np.concatenate(history[1:])), phy2log, logcnt, 1, 1, 4)
     assert result["gpu_balancedness"] == pytest.approx(want.gpu_balancedness)
+    pairs = zip(placements[:-1], placements[1:], strict=True)
+    shares = [migration(a[0].numpy(), b[0].numpy(), 1, 4).copies_share for a, b in pairs]
+    assert result["copies_moved_share"] == pytest.approx(sum(shares) / 2) and 0 <= result["copies_moved_share"] <= 1
 
 
 def test_evaluate_on_a_trace_from_the_command_line(tmp_path):
