@@ -162,6 +162,14 @@ def _cases(args: argparse.Namespace):
     return cases
 
 
+def _checked_candidates(specs: list[str]) -> list[Candidate]:
+    """Every candidate named by ``specs``; the first that fails the static contract check is a usage error."""
+    candidates = [c for spec in specs for c in discover(spec)]
+    for c in candidates:
+        check_source(c)
+    return candidates
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, evaluate
 
@@ -277,18 +285,25 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from harness.tuning import TuneSettings, export_best, trial_table, tunable_knobs, tune, write_study_plots
+    from harness.tuning import (
+        TuneSettings,
+        export_best,
+        make_sampler,
+        trial_table,
+        tunable_knobs,
+        tune,
+        write_study_plots,
+    )
 
     cases = _cases(args)
     candidate = from_file(args.candidate)
     check_source(candidate)
-    try:
+    sampler = args.sampler or ("nsga2" if args.objective == "pareto" else "tpe")
+    try:  # both raise ValueError for bad input; check now, before anything is written
         tunable_knobs(candidate, args.literals)
+        make_sampler(sampler, args.seed, multi_objective=args.objective == "pareto")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    sampler = args.sampler or ("nsga2" if args.objective == "pareto" else "tpe")
-    if sampler == "cmaes" and args.objective == "pareto":
-        raise UsageError("the cmaes sampler is single-objective; use nsga2 or tpe for pareto")
     settings = TuneSettings(objective=args.objective, sampler=sampler, literals=args.literals, seed=args.seed,
                             limits=sandbox.Limits(timeout_s=args.timeout), jobs=args.jobs)
     study_name = args.study or f"{candidate.name}-{args.objective}"
@@ -319,28 +334,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from harness.plots import plot_timeline
     from harness.runner import replay_task
 
-    args.suite = None
     case = _cases(args)[0]
-    if not 0 < args.alpha <= 1:
-        raise UsageError("--alpha must be in (0, 1]")
-    policy = ReplayPolicy(every=args.every, estimator=args.estimator, span=args.span, alpha=args.alpha,
-                          expert_bytes=args.expert_mb * 2**20)
-    candidates = [c for spec in args.candidates for c in discover(spec)]
-    for c in candidates:
-        check_source(c)
+    try:
+        policy = ReplayPolicy(every=args.every, estimator=args.estimator, span=args.span, alpha=args.alpha,
+                              expert_bytes=args.expert_mb * 2**20)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    candidates = _checked_candidates(args.candidates)
     limits = sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
-    frames, failed = [], 0
+    frames: dict[int, pd.DataFrame] = {}
+    failed = 0
     for index, outcome in sandbox.run_tasks(replay_task, [(c, case, policy) for c in candidates], limits,
                                             jobs=os.cpu_count() or 1):
         if not outcome.ok:
             print(f"error: {candidates[index].name}: {outcome.failure_kind}: {outcome.reason}", file=sys.stderr)
             failed += 1
             continue
-        frames.append(pd.DataFrame(outcome.value).assign(candidate=candidates[index].name))
+        frames[index] = pd.DataFrame(outcome.value).assign(candidate=candidates[index].name)
     if not frames:
         return 1
-    order = {c.name: i for i, c in enumerate(candidates)}
-    records = pd.concat(sorted(frames, key=lambda f: order[f["candidate"].iloc[0]]), ignore_index=True)
+    records = pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)  # in the order given
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records.to_csv(out / "replay.csv", index=False)
@@ -376,9 +389,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name in args.presets:
         get_preset(name)
     cases = get_suite(args.suite)
-    candidates = [c for spec in args.candidates for c in discover(spec)]
-    for c in candidates:
-        check_source(c)
+    candidates = _checked_candidates(args.candidates)
     store = Store(args.db)
     report = evaluate(store, candidates, cases, RunConfig(jobs=os.cpu_count() or 1, quiet=args.quiet,
                                                           time_runs=False), command="bench", suite=args.suite)

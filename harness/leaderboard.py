@@ -17,7 +17,7 @@ SCORE_COLUMNS = [
     "replica_balancedness",
 ]
 # Placement-quality figures beyond balance, averaged over the cases a candidate passed.
-_MIGRATION_COLUMNS = ["copies_moved_share", "duplicate_gpu_share"]
+_PLACEMENT_COLUMNS = ["copies_moved_share", "duplicate_gpu_share"]
 RANKABLE = SCORE_COLUMNS + ["combined_score", "speedup", "runtime_ms"]
 # Direction of "better" for each rankable figure.
 _ASCENDING = {"runtime_ms": True}
@@ -75,7 +75,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness") -> pd
         origin=("origin", "first"),
         **{col: (col, "mean") for col in SCORE_COLUMNS},
         runtime_ms=("runtime_ms", "median"),
-        **{col: (col, "mean") for col in _MIGRATION_COLUMNS if col in df},
+        **{col: (col, "mean") for col in _PLACEMENT_COLUMNS if col in df},
         failures=("ok", lambda s: int((~s).sum())),
         cases=("ok", "size"),
     )
