@@ -1,0 +1,308 @@
+"""Replica counts chosen together with placement, then local search on the heaviest GPU.
+
+Greedy replication picks the counts that minimise the heaviest *replica*, blind to
+the fact that every GPU holds exactly ``k`` slots: when more heavy replicas exist
+than GPUs, two of them must share one. This policy searches the counts with the
+packing in the loop, vectorised over all rows (layer, or layer x node) at once:
+
+1. counts from the highest-averages (D'Hondt) rule, i.e. the greedy counts;
+2. packing: LPT in rounds (every GPU gets one item per round, so all end with k),
+   then best-improvement swaps between the heaviest GPU and every other GPU that
+   never put two replicas of one expert on a GPU, then a pass that moves any
+   remaining duplicate away when the max load allows it;
+3. count search: each round proposes, per row, moving one replica from a donor
+   expert (one whose per-replica load stays lowest after losing it) to an expert on
+   the heaviest GPU, repacks every proposal and keeps the best that lowers the max.
+
+Hierarchical mode (``num_groups % num_nodes == 0``) first packs expert groups onto
+nodes with the same packer, then solves each node as a row.
+"""
+
+import numpy as np
+import torch
+
+STARTS = 8
+COUNT_ROUNDS = 4
+DONORS = 2
+RECEIVERS = 2
+SWAP_STEPS = 16
+PARTNERS = 4
+KNOBS = {
+    "STARTS": ("int", 1, 11),
+    "PARTNERS": ("int", 1, 64),
+    "COUNT_ROUNDS": ("int", 0, 64),
+    "DONORS": ("int", 1, 8),
+    "RECEIVERS": ("int", 1, 8),
+    "SWAP_STEPS": ("int", 0, 64),
+}
+_EPS = 1e-9
+
+
+def _starting_counts(w: np.ndarray, num_phy: int, held_back: tuple[int, ...]) -> np.ndarray:
+    """``[X, S, E]`` replica counts, one start per entry ``j`` of ``held_back``.
+
+    Start j gives the greedy (highest-averages, D'Hondt) rule ``num_phy - j`` slots, then
+    one extra replica to each of the j heaviest experts it left with a single replica.
+    j = 0 is the greedy counts; j > 0 keeps the number of heavy replicas down when
+    they would outnumber the GPUs and two would have to share one.
+    """
+    rows, num_log = w.shape
+    extra = num_phy - num_log
+    quotients = torch.from_numpy((w[:, :, None] / np.arange(1, extra + 1)).reshape(rows, -1))
+    ranked = quotients.topk(extra, dim=1, sorted=True).indices.numpy() // extra  # [X, extra], best first
+    offset = num_log * np.arange(rows)[:, None]
+    starts = []
+    for j in held_back:
+        counts = 1 + np.bincount((ranked[:, : extra - j] + offset).ravel(),
+                                 minlength=rows * num_log).reshape(rows, num_log)
+        if j:
+            second_tier = np.argsort(np.where(counts == 1, -w, np.inf), axis=1, kind="stable")[:, :j]
+            np.add.at(counts, (np.arange(rows)[:, None], second_tier), 1)
+        starts.append(counts)
+    return np.stack(starts, axis=1)
+
+
+def _expand(counts: np.ndarray) -> np.ndarray:
+    """``[X, P]`` expert of each replica, replicas of one expert adjacent."""
+    rows, num_log = counts.shape
+    return np.repeat(np.tile(np.arange(num_log), rows), counts.ravel()).reshape(rows, -1)
+
+
+def _pack(w: np.ndarray, label: np.ndarray, num_packs: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items ``w, label [X, n]`` -> ``members [X, G, n / G]`` item indices and ``load [X, G]``.
+
+    ``steps`` bounds the swap refinement.
+    """
+    rows, n = w.shape
+    per_pack = n // num_packs
+    row = np.arange(rows)[:, None]
+    order = np.argsort(-w, axis=1, kind="stable")
+    sorted_w = np.take_along_axis(w, order, axis=1).reshape(rows, per_pack, num_packs)
+    members = np.empty((rows, num_packs, per_pack), dtype=np.int64)
+    load = np.zeros((rows, num_packs))
+    for r in range(per_pack):
+        lightest_first = np.argsort(load, axis=1, kind="stable")
+        members[row, lightest_first, r] = order[:, r * num_packs:(r + 1) * num_packs]
+        load[row, lightest_first] += sorted_w[:, r]
+    if per_pack > 1 and num_packs > 1:
+        _swap_heaviest(w, label, members, load, steps)
+    return members, load
+
+
+def _gathered(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    rows = members.shape[0]
+    return np.take_along_axis(values, members.reshape(rows, -1), axis=1).reshape(members.shape)
+
+
+def _presence(label: np.ndarray, members: np.ndarray, num_labels: int) -> np.ndarray:
+    """``[X, G, num_labels]`` replicas of each expert on each GPU."""
+    rows, num_packs, per_pack = members.shape
+    item_l = _gathered(label, members)
+    has = np.zeros((rows, num_packs, num_labels), dtype=np.int64)
+    np.add.at(has, (np.arange(rows)[:, None, None], np.arange(num_packs)[None, :, None], item_l), 1)
+    return has
+
+
+def _swap(arrays: tuple, x: np.ndarray, g1: np.ndarray, i1: np.ndarray, g2: np.ndarray, i2: np.ndarray) -> None:
+    for arr in arrays:
+        arr[x, g1, i1], arr[x, g2, i2] = arr[x, g2, i2], arr[x, g1, i1].copy()
+
+
+def _swap_heaviest(w: np.ndarray, label: np.ndarray, members: np.ndarray, load: np.ndarray, steps: int) -> None:
+    """In place: repeatedly apply the swap between the heaviest GPU and any other that most lowers their max.
+
+    A swap never puts a second replica of an expert on a GPU.
+    """
+    rows, num_packs, per_pack = members.shape
+    item_w, item_l = _gathered(w, members), _gathered(label, members)
+    has = _presence(label, members, int(label.max()) + 1) > 0
+    active = np.arange(rows)
+    for _ in range(steps):
+        if active.size == 0:
+            break
+        x = active
+        h = load[x].argmax(axis=1)
+        hw, hl = item_w[x, h], item_l[x, h]  # [A, k]
+        # Partners: the lightest GPUs (only they can take load off the heaviest).
+        part = np.argsort(load[x], axis=1)[:, :PARTNERS]  # [A, Q]
+        pw = np.take_along_axis(item_w[x], part[:, :, None], axis=1)  # [A, Q, k]
+        pl = np.take_along_axis(item_l[x], part[:, :, None], axis=1)
+        delta = hw[:, :, None, None] - pw[:, None]  # [A, k(i on h), Q, k(j on partner)]
+        part_load = np.take_along_axis(load[x], part, axis=1)
+        new_max = np.maximum(load[x, h][:, None, None, None] - delta, part_load[:, None, :, None] + delta)
+        has_x = has[x]
+        g_has_a = np.take_along_axis(np.take_along_axis(has_x, part[:, :, None], axis=1), hl[:, None, :], axis=2)
+        h_has_b = np.take_along_axis(has_x[np.arange(len(x)), h], pl.reshape(len(x), -1), axis=1)
+        bad = g_has_a.transpose(0, 2, 1)[..., None] | h_has_b.reshape(pw.shape)[:, None] | (delta <= 0)
+        new_max[bad] = np.inf
+        flat = new_max.reshape(len(x), -1).argmin(axis=1)
+        best = new_max.reshape(len(x), -1)[np.arange(len(x)), flat]
+        ok = best < load[x, h] * (1 - _EPS)
+        x, h, flat = x[ok], h[ok], flat[ok]
+        i, q, j = np.unravel_index(flat, (per_pack, part.shape[1], per_pack))
+        g = part[ok][np.arange(len(x)), q]
+        a, b = item_l[x, h, i], item_l[x, g, j]
+        has[x, h, a], has[x, g, b], has[x, h, b], has[x, g, a] = False, False, True, True
+        d = item_w[x, h, i] - item_w[x, g, j]
+        _swap((members, item_w, item_l), x, h, i, g, j)
+        load[x, h] -= d
+        load[x, g] += d
+        active = x
+
+
+def _spread_duplicates(w: np.ndarray, label: np.ndarray, members: np.ndarray, load: np.ndarray) -> None:
+    """In place: swap second copies of an expert on one GPU with items elsewhere, never raising the max."""
+    rows, num_packs, per_pack = members.shape
+    item_w, item_l = _gathered(w, members), _gathered(label, members)
+    has = _presence(label, members, int(label.max()) + 1)
+    stuck = np.zeros((rows, num_packs), dtype=bool)
+    for _ in range(rows * num_packs * per_pack):
+        dup_gpu = ((has > 1).any(axis=2)) & ~stuck  # [X, G]
+        x = np.flatnonzero(dup_gpu.any(axis=1))
+        if x.size == 0:
+            return
+        g = dup_gpu[x].argmax(axis=1)
+        i = (np.take_along_axis(has[x, g], item_l[x, g], axis=1) > 1).argmax(axis=1)
+        a, wa = item_l[x, g, i], item_w[x, g, i]
+        delta = wa[:, None, None] - item_w[x]  # [A, G, k]: load leaving g for item (g2, j)
+        cost = np.maximum(load[x, g][:, None, None] - delta, load[x][:, :, None] + delta)
+        g2_has_a = np.take_along_axis(has[x], a[:, None, None], axis=2) > 0  # [A, G, 1]
+        g_has_b = np.take_along_axis(has[x, g], item_l[x].reshape(len(x), -1), axis=1).reshape(cost.shape) > 0
+        bad = g2_has_a | g_has_b | (cost > load[x].max(axis=1)[:, None, None] * (1 + _EPS))
+        cost[bad] = np.inf
+        flat = cost.reshape(len(x), -1).argmin(axis=1)
+        ok = np.isfinite(cost.reshape(len(x), -1)[np.arange(len(x)), flat])
+        stuck[x[~ok], g[~ok]] = True
+        x, g, i, flat = x[ok], g[ok], i[ok], flat[ok]
+        g2, j = np.divmod(flat, per_pack)
+        a, b = item_l[x, g, i], item_l[x, g2, j]
+        np.subtract.at(has, (x, g, a), 1)
+        np.subtract.at(has, (x, g2, b), 1)
+        np.add.at(has, (x, g, b), 1)
+        np.add.at(has, (x, g2, a), 1)
+        d = item_w[x, g, i] - item_w[x, g2, j]
+        _swap((members, item_w, item_l), x, g, i, g2, j)
+        load[x, g] -= d
+        load[x, g2] += d
+
+
+def _place(w: np.ndarray, counts: np.ndarray, num_packs: int, steps: int) -> tuple[np.ndarray, ...]:
+    """Pack the replicas of ``counts [X, E]``: returns ``label [X, P]``, ``members [X, G, k]``, ``load [X, G]``."""
+    label = _expand(counts)
+    replica_w = np.take_along_axis(w / counts, label, axis=1)
+    members, load = _pack(replica_w, label, num_packs, steps)
+    return label, members, load
+
+
+def _count_moves(w: np.ndarray, counts: np.ndarray, heavy_gpu_experts: np.ndarray) -> np.ndarray:
+    """``[X, M, E]`` count changes worth trying for rows ``w, counts [X, E]``.
+
+    Receivers are the experts with the heaviest replicas and those on the heaviest GPU
+    (``heavy_gpu_experts [X, k]``, heaviest replica first); donors those whose replicas
+    stay lightest after giving one up. Moves: one replica from a donor to a receiver,
+    or two from one donor to two receivers (a single move can be a dead end when two
+    cold experts both need a second replica).
+    """
+    rows, num_log = counts.shape
+    receivers = np.argsort(-(w / counts), axis=1, kind="stable")[:, :RECEIVERS]
+    singles = np.concatenate([receivers, heavy_gpu_experts[:, :RECEIVERS]], axis=1)
+    after_loss = np.where(counts > 1, w / np.maximum(counts - 1, 1), np.inf)
+    donors = np.argsort(after_loss, axis=1, kind="stable")[:, :DONORS]
+    pairs = [(r1, r2) for r1 in range(receivers.shape[1]) for r2 in range(r1 + 1, receivers.shape[1])]
+    row = np.arange(rows)
+    moves = []
+    for d in range(donors.shape[1]):
+        a = donors[:, d]
+        for r in range(singles.shape[1]):
+            move = np.zeros((rows, num_log), dtype=np.int64)
+            move[row, a] -= 1
+            move[row, singles[:, r]] += 1
+            moves.append(np.where((counts[row, a] > 1)[:, None], move, 0))
+        for r1, r2 in pairs:
+            move = np.zeros((rows, num_log), dtype=np.int64)
+            move[row, a] -= 2
+            move[row, receivers[:, r1]] += 1
+            move[row, receivers[:, r2]] += 1
+            moves.append(np.where((counts + move >= 1).all(axis=1, keepdims=True), move, 0))
+    return np.stack(moves, axis=1)
+
+
+def _best_of(w: np.ndarray, trial: np.ndarray, num_packs: int) -> tuple[np.ndarray, ...]:
+    """Pack every ``trial [X, M, E]`` count vector; per row the best: counts, label, members, load."""
+    rows, num_trials, num_log = trial.shape
+    flat = trial.reshape(-1, num_log)
+    label, members, load = _place(np.repeat(w, num_trials, axis=0), flat, num_packs, SWAP_STEPS)
+    peak = load.max(axis=1).reshape(rows, num_trials)
+    peak[~(trial >= 1).all(axis=2)] = np.inf
+    pick = np.arange(rows) * num_trials + peak.argmin(axis=1)
+    return flat[pick], label[pick], members[pick], load[pick]
+
+
+def _search_counts(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joint counts and packing for rows ``w [X, E]``: returns ``counts [X, E]``, ``label [X, P]``, ``members``."""
+    rows, num_log = w.shape
+    extra = num_phy - num_log
+    held_back = tuple(j for j in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)[:STARTS] if j <= min(extra, num_log - extra))
+    counts, label, members, load = _best_of(w, _starting_counts(w, num_phy, held_back), num_packs)
+    if num_packs == 1 or extra == 0:
+        return counts, label, members
+    active = np.arange(rows)
+    for _ in range(COUNT_ROUNDS):
+        if active.size == 0:
+            break
+        x = active
+        h = load[x].argmax(axis=1)
+        on_h = np.take_along_axis(label[x], members[x, h], axis=1)  # [A, k]
+        per_replica = np.take_along_axis(w[x] / counts[x], on_h, axis=1)
+        on_h = np.take_along_axis(on_h, np.argsort(-per_replica, axis=1, kind="stable"), axis=1)
+        trial = counts[x][:, None] + _count_moves(w[x], counts[x], on_h)
+        c, lab, mem, lo = _best_of(w[x], trial, num_packs)
+        better = lo.max(axis=1) < load[x].max(axis=1) * (1 - _EPS)
+        x = x[better]
+        counts[x], label[x], members[x], load[x] = c[better], lab[better], mem[better], lo[better]
+        active = x
+    replica_w = np.take_along_axis(w / counts, label, axis=1)
+    _spread_duplicates(replica_w, label, members, load)
+    return counts, label, members
+
+
+def _rebalance_rows(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``w [X, E]`` -> slot-ordered ``phy2log [X, P]``, ``rank [X, P]``, ``counts [X, E]``."""
+    counts, label, members = _search_counts(w, num_phy, num_packs)
+    phy2log = np.take_along_axis(label, members.reshape(len(w), -1), axis=1)
+    # Replica rank: position among the expert's replicas, in slot order.
+    order = np.argsort(phy2log, axis=1, kind="stable")
+    first = np.cumsum(counts, axis=1) - counts
+    rank = np.empty_like(phy2log)
+    np.put_along_axis(rank, order, np.arange(num_phy) - np.take_along_axis(first, np.sort(phy2log, axis=1), axis=1),
+                      axis=1)
+    return phy2log, rank, counts
+
+
+def rebalance_experts(
+    weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]`` (-1 padded), ``logcnt [L, E]``."""
+    w = weight.double().cpu().numpy()
+    num_layers, num_log = w.shape
+    if num_groups % num_nodes:
+        num_groups = num_nodes = 1
+    group_size = num_log // num_groups
+    log_per_node = num_log // num_nodes
+    layer = np.arange(num_layers)[:, None]
+
+    group_w = w.reshape(num_layers, num_groups, group_size).sum(-1)
+    groups_on_node, _ = _pack(group_w, np.broadcast_to(np.arange(num_groups), group_w.shape), num_nodes,
+                              SWAP_STEPS)
+    node_experts = (groups_on_node[..., None] * group_size + np.arange(group_size)).reshape(
+        num_layers * num_nodes, log_per_node)
+    node_w = w[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts]
+
+    local, rank, counts = _rebalance_rows(node_w, num_replicas // num_nodes, num_gpus // num_nodes)
+    phy2log = np.take_along_axis(node_experts, local, axis=1).reshape(num_layers, num_replicas)
+    rank = rank.reshape(num_layers, num_replicas)
+    logcnt = np.zeros((num_layers, num_log), dtype=np.int64)
+    logcnt[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts] = counts
+    log2phy = np.full((num_layers, num_log, int(logcnt.max())), -1, dtype=np.int64)
+    log2phy[layer, phy2log, rank] = np.arange(num_replicas)
+    return torch.from_numpy(phy2log), torch.from_numpy(log2phy), torch.from_numpy(logcnt)
