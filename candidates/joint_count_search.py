@@ -27,7 +27,11 @@ DONORS = 2
 RECEIVERS = 2
 SWAP_STEPS = 16
 PARTNERS = 4
+MIGRATION_THRESHOLD = 0.01
+MIGRATION_SWAPS = 2
 KNOBS = {
+    "MIGRATION_THRESHOLD": ("float", 0.0, 0.2),
+    "MIGRATION_SWAPS": ("int", 0, 16),
     "STARTS": ("int", 1, 11),
     "PARTNERS": ("int", 1, 64),
     "COUNT_ROUNDS": ("int", 0, 64),
@@ -242,7 +246,7 @@ def _search_counts(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndar
     """Joint counts and packing for rows ``w [X, E]``: returns ``counts [X, E]``, ``label [X, P]``, ``members``."""
     rows, num_log = w.shape
     extra = num_phy - num_log
-    held_back = tuple(j for j in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)[:STARTS] if j <= min(extra, num_log - extra))
+    held_back = tuple(j for j in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)[:STARTS] if j <= min(extra, num_log))
     counts, label, members, load = _best_of(w, _starting_counts(w, num_phy, held_back), num_packs)
     if num_packs == 1 or extra == 0:
         return counts, label, members
@@ -266,30 +270,87 @@ def _search_counts(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndar
     return counts, label, members
 
 
-def _rebalance_rows(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows ``w [X, E]`` -> slot-ordered ``phy2log [X, P]``, ``rank [X, P]``, ``counts [X, E]``."""
+def _rebalance_rows(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``w [X, E]`` -> slot-ordered ``phy2log [X, P]`` and ``counts [X, E]``."""
     counts, label, members = _search_counts(w, num_phy, num_packs)
-    phy2log = np.take_along_axis(label, members.reshape(len(w), -1), axis=1)
-    # Replica rank: position among the expert's replicas, in slot order.
-    order = np.argsort(phy2log, axis=1, kind="stable")
-    first = np.cumsum(counts, axis=1) - counts
-    rank = np.empty_like(phy2log)
-    np.put_along_axis(rank, order, np.arange(num_phy) - np.take_along_axis(first, np.sort(phy2log, axis=1), axis=1),
-                      axis=1)
-    return phy2log, rank, counts
+    return np.take_along_axis(label, members.reshape(len(w), -1), axis=1), counts
+
+
+def _peak(w: np.ndarray, phy2log: np.ndarray, num_gpus: int) -> np.ndarray:
+    """``[L]`` max GPU load of placements ``phy2log [L, P]`` under loads ``w [L, E]``."""
+    counts = _counts_of(phy2log, w.shape[1])
+    replica_w = np.take_along_axis(w / np.maximum(counts, 1), phy2log, axis=1)
+    return replica_w.reshape(len(w), num_gpus, -1).sum(-1).max(axis=1)
+
+
+def _counts_of(phy2log: np.ndarray, num_log: int) -> np.ndarray:
+    rows = len(phy2log)
+    flat = (phy2log + num_log * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * num_log).reshape(rows, num_log)
+
+
+def _repair(w: np.ndarray, previous: np.ndarray, num_nodes: int, num_gpus: int) -> np.ndarray:
+    """The previous placement ``[L, P]`` after at most MIGRATION_SWAPS swaps per node off its heaviest GPU."""
+    num_layers, num_phy = previous.shape
+    counts = _counts_of(previous, w.shape[1])
+    replica_w = np.take_along_axis(w / np.maximum(counts, 1), previous, axis=1)
+    rows, per_node = num_layers * num_nodes, num_phy // num_nodes
+    label = previous.reshape(rows, per_node)
+    members = np.broadcast_to(np.arange(per_node).reshape(1, num_gpus // num_nodes, -1),
+                              (rows, num_gpus // num_nodes, num_phy // num_gpus)).copy()
+    load = replica_w.reshape(rows, num_gpus // num_nodes, -1).sum(-1)
+    _swap_heaviest(replica_w.reshape(rows, per_node), label, members, load, MIGRATION_SWAPS)
+    return np.take_along_axis(label, members.reshape(rows, -1), axis=1).reshape(num_layers, num_phy)
+
+
+def _align_gpus(fresh: np.ndarray, previous: np.ndarray, num_nodes: int, num_gpus: int) -> np.ndarray:
+    """``fresh [P]`` with its GPUs renumbered inside each node to keep most experts where they were."""
+    from scipy.optimize import linear_sum_assignment
+
+    per_node, gpus = len(fresh) // num_nodes, num_gpus // num_nodes
+    out = fresh.copy()
+    for n in range(num_nodes):
+        new = fresh[n * per_node:(n + 1) * per_node].reshape(gpus, -1)
+        old = previous[n * per_node:(n + 1) * per_node].reshape(gpus, -1)
+        overlap = (new[:, None, :, None] == old[None, :, None, :]).any(axis=3).sum(axis=2)  # [new GPU, old GPU]
+        rows, cols = linear_sum_assignment(-overlap)
+        placed = np.empty_like(new)
+        placed[cols] = new[rows]
+        out[n * per_node:(n + 1) * per_node] = placed.ravel()
+    return out
+
+
+def _follow_previous(w: np.ndarray, fresh: np.ndarray, previous: np.ndarray, num_nodes: int,
+                     num_gpus: int) -> np.ndarray:
+    """Per layer: the repaired previous placement, or ``fresh`` (GPU-aligned) when it gains enough."""
+    kept = _repair(w, previous, num_nodes, num_gpus)
+    replace = _peak(w, fresh, num_gpus) < _peak(w, kept, num_gpus) * (1 - MIGRATION_THRESHOLD)
+    for layer in np.flatnonzero(replace):
+        kept[layer] = _align_gpus(fresh[layer], previous[layer], num_nodes, num_gpus)
+    return kept
 
 
 def rebalance_experts(
-    weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int
+    weight: torch.Tensor,
+    num_replicas: int,
+    num_groups: int,
+    num_nodes: int,
+    num_gpus: int,
+    previous_phy2log: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]`` (-1 padded), ``logcnt [L, E]``."""
+    """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]`` (-1 padded), ``logcnt [L, E]``.
+
+    With ``previous_phy2log [L, P]`` (the placement in force), a layer keeps it, repaired
+    by a few swaps, unless a fresh placement lowers its max GPU load by more than
+    ``MIGRATION_THRESHOLD``; every moved copy costs a weight transfer.
+    """
     w = weight.double().cpu().numpy()
     num_layers, num_log = w.shape
+    real_nodes = num_nodes
     if num_groups % num_nodes:
         num_groups = num_nodes = 1
     group_size = num_log // num_groups
     log_per_node = num_log // num_nodes
-    layer = np.arange(num_layers)[:, None]
 
     group_w = w.reshape(num_layers, num_groups, group_size).sum(-1)
     groups_on_node, _ = _pack(group_w, np.broadcast_to(np.arange(num_groups), group_w.shape), num_nodes,
@@ -297,12 +358,19 @@ def rebalance_experts(
     node_experts = (groups_on_node[..., None] * group_size + np.arange(group_size)).reshape(
         num_layers * num_nodes, log_per_node)
     node_w = w[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts]
-
-    local, rank, counts = _rebalance_rows(node_w, num_replicas // num_nodes, num_gpus // num_nodes)
+    local, _ = _rebalance_rows(node_w, num_replicas // num_nodes, num_gpus // num_nodes)
     phy2log = np.take_along_axis(node_experts, local, axis=1).reshape(num_layers, num_replicas)
-    rank = rank.reshape(num_layers, num_replicas)
-    logcnt = np.zeros((num_layers, num_log), dtype=np.int64)
-    logcnt[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts] = counts
+
+    if previous_phy2log is not None and tuple(previous_phy2log.shape) == phy2log.shape:
+        phy2log = _follow_previous(w, phy2log, previous_phy2log.cpu().numpy().astype(np.int64), real_nodes, num_gpus)
+
+    logcnt = _counts_of(phy2log, num_log)
+    # Replica rank: position among the expert's replicas, in slot order.
+    order = np.argsort(phy2log, axis=1, kind="stable")
+    first = np.cumsum(logcnt, axis=1) - logcnt
+    rank = np.empty_like(phy2log)
+    np.put_along_axis(rank, order, np.arange(num_replicas) - np.take_along_axis(first, np.sort(phy2log, axis=1),
+                                                                                 axis=1), axis=1)
     log2phy = np.full((num_layers, num_log, int(logcnt.max())), -1, dtype=np.int64)
-    log2phy[layer, phy2log, rank] = np.arange(num_replicas)
+    log2phy[np.arange(num_layers)[:, None], phy2log, rank] = np.arange(num_replicas)
     return torch.from_numpy(phy2log), torch.from_numpy(log2phy), torch.from_numpy(logcnt)

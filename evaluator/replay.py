@@ -52,7 +52,10 @@ def estimate(windows: np.ndarray, t: int, policy: ReplayPolicy) -> np.ndarray:
 
 
 def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset, policy: ReplayPolicy) -> list[dict]:
-    """One record per scored window ``t = 1 .. T-1`` (see module docstring)."""
+    """One record per scored window ``t = 1 .. T-1`` (see module docstring).
+
+    ``rebalance`` is called with ``previous_phy2log``, the placement in force (None at first).
+    """
     records = []
     current = None
     for t in range(1, len(windows)):
@@ -60,7 +63,8 @@ def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset
         moved = Migration(0, 0, 0.0, 0.0)
         if rebalanced:
             weight = torch.from_numpy(np.ascontiguousarray(estimate(windows, t, policy)))
-            output = rebalance(weight, *preset.rebalance_args())
+            output = rebalance(weight, *preset.rebalance_args(),
+                               previous_phy2log=None if current is None else current[0])
             placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
                                            preset.num_gpus)
             if current is not None:

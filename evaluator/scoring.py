@@ -25,12 +25,16 @@ def compute_placements(
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Validated ``(phy2log, log2phy, logcnt)`` for each window of ``history [T, L, E]``.
 
+    ``rebalance(weight, *shape, previous_phy2log=...)`` receives the placement it
+    produced for the window before (None for the first), as a deployed balancer would.
+
     Raises:
         evaluator.validation.InvalidPlacement: when any window's output is not a placement.
     """
     placements = []
     for window in history:
-        output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args())
+        previous = placements[-1][0] if placements else None
+        output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args(), previous_phy2log=previous)
         placements.append(
             validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas, preset.num_gpus)
         )
@@ -73,7 +77,12 @@ def score_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset) -> d
 
 
 def time_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset, repeats: int = 5, warmup: int = 1) -> dict:
-    """Timing of the rebalance call alone on the case's first window (tensor built beforehand)."""
-    weight = torch.from_numpy(history[0].copy())
+    """Timing of the rebalance call alone on the case's last window, given the placement of the first.
+
+    Inputs are built beforehand; a stateless policy ignores the previous placement.
+    """
     args = preset.rebalance_args()
-    return time_call(lambda: rebalance(weight, *args), repeats=repeats, warmup=warmup).to_dict()
+    previous = rebalance(torch.from_numpy(history[0].copy()), *args)[0] if len(history) > 1 else None
+    weight = torch.from_numpy(history[-1].copy())
+    return time_call(lambda: rebalance(weight, *args, previous_phy2log=previous), repeats=repeats,
+                     warmup=warmup).to_dict()

@@ -11,7 +11,10 @@ and optionally
   replica-to-GPU step, ``label`` being each replica's logical expert id;
 * ``rebalance_experts(weight [L, E], num_replicas, num_groups, num_nodes, num_gpus)
   -> (phy2log [L, P], log2phy [L, E, R], logcnt [L, E])``: then used as is instead of
-  the composed policy of :mod:`harness.policy`.
+  the composed policy of :mod:`harness.policy`. It may also take the keyword
+  ``previous_phy2log`` (``[L, P]``, the placement in force, or None on the first call):
+  the harness passes it in multi-window evaluation and replay, so a policy can keep
+  what already sits on the GPUs instead of moving expert weights.
 
 Source is only parsed here (:func:`check_source`); it is executed only by
 :func:`load_module`, which the sandbox calls inside a worker process.
@@ -24,6 +27,7 @@ import hashlib
 import inspect
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,7 +160,28 @@ def load_module(candidate: Candidate) -> types.ModuleType:
     return module
 
 
+def accepts_previous_placement(fn: Callable) -> bool:
+    """Whether ``fn`` takes the optional ``previous_phy2log`` keyword (or any keyword)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "previous_phy2log" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def rebalance_function(module: types.ModuleType) -> RebalanceFn:
-    """The candidate's own ``rebalance_experts`` if it has one, else the composed policy."""
+    """The candidate's policy, always callable with the optional ``previous_phy2log`` keyword.
+
+    That is the candidate's own ``rebalance_experts`` if it has one, else the composed
+    policy. A policy that does not take ``previous_phy2log`` (``[L, P]`` placement in
+    force, or None on the first call) is stateless: the keyword is dropped for it.
+    """
     own = getattr(module, "rebalance_experts", None)
-    return own if callable(own) else compose_rebalance(module)
+    policy = own if callable(own) else compose_rebalance(module)
+    if accepts_previous_placement(policy):
+        return policy
+
+    def stateless(weight, num_replicas, num_groups, num_nodes, num_gpus, previous_phy2log=None):
+        return policy(weight, num_replicas, num_groups, num_nodes, num_gpus)
+
+    return stateless
