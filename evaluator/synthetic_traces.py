@@ -1,4 +1,9 @@
-"""A generator of trace-shaped expert-load histories. SYNTHETIC: no real traffic went into it.
+"""Generators of trace-shaped expert-load histories. SYNTHETIC: no real traffic went into them.
+
+Two models. :func:`noisy_windows` is the small-drift regime of the migration question:
+a workload family's first window, then each window the previous one multiplied by
+``1 + noise * N(0, 1)`` per expert (written as a dense ``.npy`` of windows). The step
+model below is for longer traces:
 
 It writes the JSON load-history format (one entry per step) with a ``"synthetic": true``
 marker and its parameters, so a file can never be mistaken for a recorded trace. Per
@@ -15,6 +20,27 @@ from pathlib import Path
 import numpy as np
 
 from evaluator.presets import Preset
+from evaluator.workloads import generate
+
+
+def noisy_windows(preset: Preset, windows: int, noise: float = 0.01, family: str = "zipf",
+                  seed: int = 0) -> np.ndarray:
+    """Loads ``[windows, L, E]`` (float64): ``family``'s first window, then multiplicative noise per window."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((windows, preset.num_layers, preset.num_experts))
+    out[0] = generate(family, preset, seed, windows=1)[0]
+    for t in range(1, windows):
+        out[t] = out[t - 1] * np.clip(1 + noise * rng.standard_normal(out[t - 1].shape), 0.0, None)
+    return out
+
+
+def write_noisy_windows(path: str | Path, preset: Preset, windows: int, noise: float = 0.01, family: str = "zipf",
+                        seed: int = 0) -> Path:
+    """Write :func:`noisy_windows` as a dense ``.npy`` trace (one record per window)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, noisy_windows(preset, windows, noise, family, seed))
+    return path
 
 
 def synthetic_steps(preset: Preset, steps: int, seed: int = 0, tokens_per_step: int = 4096, tail: float = 1.2,

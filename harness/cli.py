@@ -11,6 +11,7 @@ from pathlib import Path
 from evaluator.presets import PRESETS, UnknownPresetError, get_preset
 from evaluator.suites import SUITES, Case, UnknownSuiteError, get_suite
 from evaluator.traces import TraceError
+from evaluator.workloads import FAMILIES
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, check_source, discover, from_file
 from harness.diffs import DiffError
@@ -120,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--span", type=_positive_int, default=4, help="windows in the sliding sum")
     rp.add_argument("--alpha", type=_positive_float, default=0.5, help="EMA weight of the newest window")
     rp.add_argument("--expert-mb", type=float, default=0.0, help="size of one expert's weights, MiB")
-    rp.add_argument("--out", default="results/replay", help="folder for replay.csv and timeline.png")
+    rp.add_argument("--sweep", action="append", default=[], metavar="KNOB=V1,V2,...",
+                    help="also replay each candidate declaring KNOB with these values (trade-off plot)")
+    rp.add_argument("--out", default="results/replay", help="folder for replay.csv, timeline.png, tradeoff.png")
     rp.add_argument("--timeout", type=_positive_float, default=600.0, help="wall-time limit per candidate")
     rp.add_argument("--memory-mb", type=_positive_int, default=sandbox.Limits.memory_mb)
 
@@ -128,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", required=True)
     st.add_argument("--steps", type=_positive_int, default=1000)
     st.add_argument("--seed", type=int, default=0)
-    st.add_argument("--out", required=True, help="output .json file")
+    st.add_argument("--out", required=True, help="output file (.json for --model steps, .npy for noisy)")
+    st.add_argument("--model", choices=["steps", "noisy"], default="steps",
+                    help="steps: drifting/day-night/bursty step history; noisy: a workload's window times "
+                         "(1 + NOISE * N(0,1)) per window")
+    st.add_argument("--noise", type=_positive_float, default=0.01, help="noisy model: relative noise per window")
+    st.add_argument("--family", default="zipf", help="noisy model: workload family of the first window")
 
     bn = sub.add_parser("bench", help="runtime per preset (ratio to the baseline, same run) and suite balance")
     bn.add_argument("candidates", nargs="*", default=["candidates"], help="candidate files or directories")
@@ -331,7 +339,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from evaluator.replay import ReplayPolicy
-    from harness.plots import plot_timeline
+    from harness.plots import plot_migration_tradeoff, plot_timeline
     from harness.runner import replay_task
 
     case = _cases(args)[0]
@@ -340,7 +348,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                               expert_bytes=args.expert_mb * 2**20)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    candidates = _checked_candidates(args.candidates)
+    candidates = _with_knob_variants(_checked_candidates(args.candidates), args.sweep)
     limits = sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
     frames: dict[int, pd.DataFrame] = {}
     failed = 0
@@ -367,15 +375,64 @@ def cmd_replay(args: argparse.Namespace) -> int:
         slots_changed=("slots_changed", "sum"), copies_transferred=("copies_transferred", "sum"),
         gib_moved=("bytes_moved", "sum")).reset_index()
     totals["gib_moved"] /= 2**30
+    # A rebalance after the first one is where weights move; the first only places.
+    later = records[records["rebalanced"]].groupby("candidate", sort=False).apply(
+        lambda r: r["copies_share"].iloc[1:].mean() if len(r) > 1 else 0.0, include_groups=False)
+    totals["copies_share_per_rebalance"] = totals["candidate"].map(later).fillna(0.0)
     print()
-    print(totals.to_markdown(index=False, floatfmt=("", ".4f", ".0f", ".0f", ".0f", ".2f")))
-    print(f"\nper-window records: {out / 'replay.csv'}; timeline: {plot_timeline(records, out / 'timeline.png')}")
+    print(totals.to_markdown(index=False, floatfmt=("", ".4f", ".0f", ".0f", ".0f", ".2f", ".4f")))
+    totals.to_csv(out / "totals.csv", index=False)
+    print(f"\nper-window records: {out / 'replay.csv'}; timeline: {plot_timeline(records, out / 'timeline.png')}; "
+          f"trade-off: {plot_migration_tradeoff(totals, out / 'tradeoff.png')}")
     return 1 if failed else 0
 
 
-def cmd_synth_trace(args: argparse.Namespace) -> int:
-    from evaluator.synthetic_traces import write_synthetic_trace
+def _with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[Candidate]:
+    """``candidates`` plus, per ``KNOB=V1,V2`` sweep, a baked variant ``name[KNOB=v]`` of each that declares KNOB."""
+    import dataclasses
 
+    from harness.knobs import KnobError, bake, declared_knobs
+
+    out = list(candidates)
+    for sweep in sweeps:
+        name, _, values = sweep.partition("=")
+        try:
+            numbers = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--sweep {sweep!r}: values must be numbers, as in KNOB=0,0.01") from None
+        if not name or not numbers:
+            raise UsageError(f"--sweep {sweep!r}: expected KNOB=V1,V2,...")
+        declaring = 0
+        for cand in candidates:
+            try:
+                knobs = {k.name: k for k in declared_knobs(cand.source)}
+            except KnobError:
+                continue
+            if name not in knobs:
+                continue
+            declaring += 1
+            for v in numbers:
+                value = int(v) if knobs[name].kind == "int" else v
+                out.append(dataclasses.replace(cand, name=f"{cand.name}[{name}={value:g}]", path=None, origin="knobs",
+                                               parent_ids=(cand.id,),
+                                               source=bake(cand.source, [knobs[name]], {name: value})))
+        if not declaring:
+            raise UsageError(f"--sweep {sweep!r}: no candidate declares knob {name!r}")
+    return out
+
+
+def cmd_synth_trace(args: argparse.Namespace) -> int:
+    from evaluator.synthetic_traces import write_noisy_windows, write_synthetic_trace
+
+    if args.model == "noisy":
+        if not args.out.endswith(".npy"):
+            raise UsageError(f"--model noisy writes a dense .npy trace, not {args.out!r}")
+        if args.family not in FAMILIES:
+            raise UsageError(f"unknown workload family {args.family!r}; known: {', '.join(FAMILIES)}")
+        path = write_noisy_windows(args.out, get_preset(args.preset), args.steps, args.noise, args.family, args.seed)
+        print(f"wrote SYNTHETIC trace {path} ({args.steps} windows of {args.family} with {args.noise:g} noise, "
+              f"preset {args.preset}, seed {args.seed}; replay it with --window 1)")
+        return 0
     path = write_synthetic_trace(args.out, get_preset(args.preset), args.steps, args.seed)
     print(f"wrote SYNTHETIC trace {path} ({args.steps} steps, preset {args.preset}, seed {args.seed})")
     return 0
