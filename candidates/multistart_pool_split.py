@@ -8,7 +8,8 @@ The ideas of seed 004, written afresh:
 * each packing is refined up to ``REFINE_ITERS`` times by pool-and-split: pool the
   items of the heaviest and the lightest pack, sort them, and deal them back into two
   packs by LPT; keep the result only if the pair's maximum drops;
-* replication keeps a max-heap of load per replica and gives each extra slot to its top.
+* replication keeps a max-heap of load per replica and gives each extra slot to its top;
+* a second copy of an expert on one GPU is swapped away when no load passes the peak.
 
 Randomness comes from a generator seeded per row, so results are reproducible.
 """
@@ -52,17 +53,21 @@ def _pool_and_split(weights: list[float], packs: list[list[int]], loads: list[fl
         packs[hi], packs[lo], loads[hi], loads[lo] = a, b, load_a, load_b
 
 
-def balanced_packing(weight: torch.Tensor, num_packs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multi-start LPT + pool-and-split: ``weight [X, n]`` -> ``pack_index, rank_in_pack [X, n]``."""
+def balanced_packing_diverse(
+    weight: torch.Tensor, label: torch.Tensor, num_packs: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-start LPT + pool-and-split, then second copies of an expert moved off shared packs.
+
+    ``weight, label [X, n]`` -> ``pack_index, rank_in_pack [X, n]``.
+    """
     rows, n = weight.shape
     capacity = n // num_packs
     pack_index = torch.empty(rows, n, dtype=torch.int64)
     rank_in_pack = torch.empty(rows, n, dtype=torch.int64)
-    table = weight.double().tolist()
-    for row, weights in enumerate(table):
+    for row, (weights, labels) in enumerate(zip(weight.double().tolist(), label.tolist(), strict=True)):
         rng = random.Random(row)
         base_order = sorted(range(n), key=lambda i: -weights[i])
-        best_packs, best_max = None, float("inf")
+        best_packs, best_loads = None, [float("inf")]
         for attempt in range(max(1, RESTARTS)):
             if attempt == 0:
                 order = base_order
@@ -71,13 +76,44 @@ def balanced_packing(weight: torch.Tensor, num_packs: int) -> tuple[torch.Tensor
                 order = sorted(range(n), key=lambda i: -noisy[i])
             packs, loads = _lpt(weights, order, num_packs, capacity)
             _pool_and_split(weights, packs, loads, capacity)
-            if max(loads) < best_max:
-                best_packs, best_max = packs, max(loads)
+            if max(loads) < max(best_loads):
+                best_packs, best_loads = packs, loads
+        _move_second_copies(weights, labels, best_packs, best_loads)
         for p, members in enumerate(best_packs):
             for r, item in enumerate(members):
                 pack_index[row, item] = p
                 rank_in_pack[row, item] = r
     return pack_index, rank_in_pack
+
+
+def balanced_packing(weight: torch.Tensor, num_packs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same packing with every item its own label: ``weight [X, n]`` -> ``pack_index, rank_in_pack``."""
+    return balanced_packing_diverse(weight, torch.arange(weight.shape[1]).expand(weight.shape[0], -1), num_packs)
+
+
+def _move_second_copies(weights: list[float], labels: list[int], packs: list[list[int]], loads: list[float]) -> None:
+    """In place: swap each second copy of an expert on a pack with an item elsewhere, never raising the peak."""
+    peak = max(loads)
+    for p, members in enumerate(packs):
+        for pos in range(len(members)):
+            item = members[pos]
+            if sum(labels[i] == labels[item] for i in members) < 2:
+                continue
+            here = {labels[i] for i in members}
+            best = None
+            for q, others in enumerate(packs):
+                if q == p or any(labels[i] == labels[item] for i in others):
+                    continue
+                for qpos, other in enumerate(others):
+                    d = weights[item] - weights[other]
+                    cost = max(loads[p] - d, loads[q] + d)
+                    if labels[other] not in here and cost <= peak + 1e-12 and (best is None or cost < best[0]):
+                        best = (cost, q, qpos, d)
+            if best is not None:
+                _, q, qpos, d = best
+                members[pos], packs[q][qpos] = packs[q][qpos], item
+                loads[p] -= d
+                loads[q] += d
 
 
 def replicate_experts(weight: torch.Tensor, num_phy: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -6,7 +6,8 @@
 * Packing: LPT in rounds. Round r hands the next ``num_packs`` heaviest items to
   the packs, heaviest item to the currently lightest pack, so every pack ends
   with exactly ``n / num_packs`` items. Then a few vectorised best-swap steps
-  between each row's heaviest and lightest pack.
+  between each row's heaviest and lightest pack, and second copies of an expert on one
+  GPU swapped away where the max load allows.
 * Policy: DeepSeek's hierarchical / global structure, written in numpy here
   because torch's per-op overhead would dominate at these sizes.
 """
@@ -16,10 +17,15 @@ import torch
 
 SWAP_STEPS = 3
 KNOBS = {"SWAP_STEPS": ("int", 0, 16)}
+_EPS = 1e-9
 
 
-def _pack(w: np.ndarray, num_packs: int) -> np.ndarray:
-    """``[X, n]`` weights -> ``[X, num_packs, n / num_packs]`` item indices of each pack."""
+def _pack(w: np.ndarray, num_packs: int, label: np.ndarray | None = None) -> np.ndarray:
+    """``[X, n]`` weights -> ``[X, num_packs, n / num_packs]`` item indices of each pack.
+
+    With ``label [X, n]`` (each item's expert), second copies of an expert on one pack
+    are then swapped away wherever that does not raise the row's max load.
+    """
     rows, n = w.shape
     per_pack = n // num_packs
     order = np.argsort(-w, axis=1, kind="stable")
@@ -33,6 +39,8 @@ def _pack(w: np.ndarray, num_packs: int) -> np.ndarray:
         load[row, lightest_first] += sorted_w[:, r]
     if per_pack > 1:
         _refine(w, members, load)
+        if label is not None:
+            _spread_duplicates(w, label, members, load)
     return members
 
 
@@ -56,6 +64,61 @@ def _refine(w: np.ndarray, members: np.ndarray, load: np.ndarray) -> None:
         item_w[x, h, i], item_w[x, lw, j] = item_w[x, lw, j], item_w[x, h, i]
         load[x, h] -= d
         load[x, lw] += d
+
+
+def _gathered(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    rows = members.shape[0]
+    return np.take_along_axis(values, members.reshape(rows, -1), axis=1).reshape(members.shape)
+
+
+def _presence(label: np.ndarray, members: np.ndarray, num_labels: int) -> np.ndarray:
+    """``[X, G, num_labels]`` replicas of each expert on each GPU."""
+    rows, num_packs, per_pack = members.shape
+    item_l = _gathered(label, members)
+    has = np.zeros((rows, num_packs, num_labels), dtype=np.int64)
+    np.add.at(has, (np.arange(rows)[:, None, None], np.arange(num_packs)[None, :, None], item_l), 1)
+    return has
+
+
+def _swap(arrays: tuple, x: np.ndarray, g1: np.ndarray, i1: np.ndarray, g2: np.ndarray, i2: np.ndarray) -> None:
+    for arr in arrays:
+        arr[x, g1, i1], arr[x, g2, i2] = arr[x, g2, i2], arr[x, g1, i1].copy()
+
+
+def _spread_duplicates(w: np.ndarray, label: np.ndarray, members: np.ndarray, load: np.ndarray) -> None:
+    """In place: swap second copies of an expert on one GPU with items elsewhere, never raising the max."""
+    rows, num_packs, per_pack = members.shape
+    item_w, item_l = _gathered(w, members), _gathered(label, members)
+    has = _presence(label, members, int(label.max()) + 1)
+    stuck = np.zeros((rows, num_packs), dtype=bool)
+    for _ in range(rows * num_packs * per_pack):
+        dup_gpu = ((has > 1).any(axis=2)) & ~stuck  # [X, G]
+        x = np.flatnonzero(dup_gpu.any(axis=1))
+        if x.size == 0:
+            return
+        g = dup_gpu[x].argmax(axis=1)
+        i = (np.take_along_axis(has[x, g], item_l[x, g], axis=1) > 1).argmax(axis=1)
+        a, wa = item_l[x, g, i], item_w[x, g, i]
+        delta = wa[:, None, None] - item_w[x]  # [A, G, k]: load leaving g for item (g2, j)
+        cost = np.maximum(load[x, g][:, None, None] - delta, load[x][:, :, None] + delta)
+        g2_has_a = np.take_along_axis(has[x], a[:, None, None], axis=2) > 0  # [A, G, 1]
+        g_has_b = np.take_along_axis(has[x, g], item_l[x].reshape(len(x), -1), axis=1).reshape(cost.shape) > 0
+        bad = g2_has_a | g_has_b | (cost > load[x].max(axis=1)[:, None, None] * (1 + _EPS))
+        cost[bad] = np.inf
+        flat = cost.reshape(len(x), -1).argmin(axis=1)
+        ok = np.isfinite(cost.reshape(len(x), -1)[np.arange(len(x)), flat])
+        stuck[x[~ok], g[~ok]] = True
+        x, g, i, flat = x[ok], g[ok], i[ok], flat[ok]
+        g2, j = np.divmod(flat, per_pack)
+        a, b = item_l[x, g, i], item_l[x, g2, j]
+        np.subtract.at(has, (x, g, a), 1)
+        np.subtract.at(has, (x, g2, b), 1)
+        np.add.at(has, (x, g, b), 1)
+        np.add.at(has, (x, g2, a), 1)
+        d = item_w[x, g, i] - item_w[x, g2, j]
+        _swap((members, item_w, item_l), x, g, i, g2, j)
+        load[x, g] -= d
+        load[x, g2] += d
 
 
 def _replica_counts(w: np.ndarray, num_phy: int) -> np.ndarray:
@@ -133,7 +196,7 @@ def rebalance_experts(
     replica_w = np.take_along_axis(node_w / counts, local, axis=1)
 
     # 3. Each node's replicas onto its GPUs; slots are laid out GPU by GPU.
-    on_gpu = _pack(replica_w, gpus_per_node).reshape(num_layers * num_nodes, -1)
+    on_gpu = _pack(replica_w, gpus_per_node, local).reshape(num_layers * num_nodes, -1)
     phy2log = np.take_along_axis(node_experts, np.take_along_axis(local, on_gpu, axis=1), axis=1)
     phy_rank = np.take_along_axis(rank, on_gpu, axis=1)
     phy2log = phy2log.reshape(num_layers, num_replicas)

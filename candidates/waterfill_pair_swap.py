@@ -9,7 +9,8 @@ The ideas of seed 000, written afresh:
   load is within ``TIE_TOLERANCE`` of the lightest, prefer one that does not already
   hold the same expert (a second copy on one GPU is a wasted slot);
 * then up to ``SWAP_ROUNDS`` swaps between the heaviest pack and the lightest, trying
-  the ``SWAP_BREADTH`` heaviest items of one against the ``SWAP_BREADTH`` lightest of the other.
+  the ``SWAP_BREADTH`` heaviest items of one against the ``SWAP_BREADTH`` lightest of the other;
+* finally any second copy of an expert on a GPU is swapped away when no load passes the peak.
 """
 
 import math
@@ -69,6 +70,31 @@ def replicate_experts(weight: torch.Tensor, num_phy: int) -> tuple[torch.Tensor,
     return phy2log, rank, logcnt
 
 
+def _move_second_copies(weights: list[float], labels: list[int], packs: list[list[int]], loads: list[float]) -> None:
+    """In place: swap each second copy of an expert on a pack with an item elsewhere, never raising the peak."""
+    peak = max(loads)
+    for p, members in enumerate(packs):
+        for pos in range(len(members)):
+            item = members[pos]
+            if sum(labels[i] == labels[item] for i in members) < 2:
+                continue
+            here = {labels[i] for i in members}
+            best = None
+            for q, others in enumerate(packs):
+                if q == p or any(labels[i] == labels[item] for i in others):
+                    continue
+                for qpos, other in enumerate(others):
+                    d = weights[item] - weights[other]
+                    cost = max(loads[p] - d, loads[q] + d)
+                    if labels[other] not in here and cost <= peak + 1e-12 and (best is None or cost < best[0]):
+                        best = (cost, q, qpos, d)
+            if best is not None:
+                _, q, qpos, d = best
+                members[pos], packs[q][qpos] = packs[q][qpos], item
+                loads[p] -= d
+                loads[q] += d
+
+
 def _pack_row(weights: list[float], labels: list[int], num_packs: int) -> list[list[int]]:
     capacity = len(weights) // num_packs
     packs: list[list[int]] = [[] for _ in range(num_packs)]
@@ -102,6 +128,7 @@ def _pack_row(weights: list[float], labels: list[int], num_packs: int) -> list[l
         packs[lo][packs[lo].index(b)] = a
         loads[hi] -= d
         loads[lo] += d
+    _move_second_copies(weights, labels, packs, loads)
     return packs
 
 
