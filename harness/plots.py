@@ -12,6 +12,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def pareto_front(table: pd.DataFrame, x: str = "runtime_ms", y: str = "gpu_balancedness") -> pd.DataFrame:
     """Rows not dominated by another (lower ``x`` and higher ``y`` are better), sorted by ``x``."""
     pts = table.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
@@ -40,10 +47,7 @@ def plot_pareto(table: pd.DataFrame, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best")
     ax.margins(x=0.15, y=0.1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_gap_heatmap(per_case: pd.DataFrame, table: pd.DataFrame, path: Path) -> Path:
@@ -58,10 +62,7 @@ def plot_gap_heatmap(per_case: pd.DataFrame, table: pd.DataFrame, path: Path) ->
     ax.set_yticks(range(gap.shape[0]), gap.index, fontsize=7)
     ax.set_title("GPU balancedness / bound per case (blank = failed)")
     fig.colorbar(image, ax=ax, label="gap to bound")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_ranking(table: pd.DataFrame, path: Path, column: str = "gpu_balancedness") -> Path:
@@ -75,10 +76,7 @@ def plot_ranking(table: pd.DataFrame, path: Path, column: str = "gpu_balancednes
         ax.text(value, y, f" {value:.4f}", va="center", fontsize=7)
     ax.set_xlabel(f"{column} (mean over cases; red = has failures)")
     ax.set_title("Ranking")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_progress(history: list[dict], path: Path) -> Path:
@@ -94,10 +92,7 @@ def plot_progress(history: list[dict], path: Path) -> Path:
     ax.set_title("Evolution progress")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_timeline(records: pd.DataFrame, path: Path) -> Path:
@@ -114,10 +109,7 @@ def plot_timeline(records: pd.DataFrame, path: Path) -> Path:
     bottom.set_ylabel("expert copies moved")
     bottom.set_xlabel("window")
     bottom.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_migration_tradeoff(totals: pd.DataFrame, path: Path) -> Path:
@@ -141,10 +133,7 @@ def plot_migration_tradeoff(totals: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Migration trade-off: balance against weight transfers")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_plots(per_case: pd.DataFrame, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
