@@ -16,6 +16,10 @@ packing in the loop, vectorised over all rows (layer, or layer x node) at once:
 
 Hierarchical mode (``num_groups % num_nodes == 0``) first packs expert groups onto
 nodes with the same packer, then solves each node as a row.
+
+Given ``previous_phy2log`` (the placement in force), a layer keeps it, repaired by a few
+swaps, unless the fresh placement lowers its max GPU load by more than
+``MIGRATION_THRESHOLD``: every moved copy is a weight transfer.
 """
 
 import numpy as np
