@@ -388,10 +388,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[Candidate]:
-    """``candidates`` plus, per ``KNOB=V1,V2`` sweep, a baked variant ``name[KNOB=v]`` of each that declares KNOB."""
-    import dataclasses
-
-    from harness.knobs import KnobError, bake, declared_knobs
+    """``candidates`` plus, per ``KNOB=V1,V2`` sweep, a baked variant ``NAME@KNOB=v`` of each that declares KNOB."""
+    from harness.knobs import KnobError, declared_knobs
+    from harness.tuning import child_for
 
     out = list(candidates)
     for sweep in sweeps:
@@ -413,9 +412,7 @@ def _with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[
             declaring += 1
             for v in numbers:
                 value = int(v) if knobs[name].kind == "int" else v
-                out.append(dataclasses.replace(cand, name=f"{cand.name}[{name}={value:g}]", path=None, origin="knobs",
-                                               parent_ids=(cand.id,),
-                                               source=bake(cand.source, [knobs[name]], {name: value})))
+                out.append(child_for(cand, [knobs[name]], {name: value}, f"{name}={value:g}", origin="sweep"))
         if not declaring:
             raise UsageError(f"--sweep {sweep!r}: no candidate declares knob {name!r}")
     return out

@@ -116,16 +116,16 @@ def plot_migration_tradeoff(totals: pd.DataFrame, path: Path) -> Path:
     """GPU balancedness against the share of expert copies moved per rebalance, one point per candidate.
 
     ``totals`` has ``candidate``, ``copies_share_per_rebalance`` and ``mean_gpu_balancedness``;
-    knob variants (``name[KNOB=v]``) of one candidate are joined by a line.
+    knob variants (``NAME@KNOB=v``) of one candidate are joined by a line.
     """
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    family = totals["candidate"].str.replace(r"\[.*\]$", "", regex=True)
+    family = totals["candidate"].str.replace(r"@.*$", "", regex=True)
     for name, rows in totals.groupby(family, sort=False):
         rows = rows.sort_values("copies_share_per_rebalance")
         ax.plot(rows["copies_share_per_rebalance"] * 100, rows["mean_gpu_balancedness"],
                 marker="o", linestyle="-" if len(rows) > 1 else "none", label=name)
         for _, r in rows.iterrows():
-            tag = r["candidate"][len(name):].strip("[]").partition("=")[2] or "default"
+            tag = r["candidate"][len(name):].partition("=")[2] or "default"
             ax.annotate(tag, (r["copies_share_per_rebalance"] * 100, r["mean_gpu_balancedness"]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("expert copies moved per rebalance (% of slots)")

@@ -72,11 +72,12 @@ def make_sampler(name: str, seed: int | None, multi_objective: bool) -> optuna.s
     raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-def child_for(candidate: Candidate, knobs: list[Knob], values: dict[str, float], label: str) -> Candidate:
-    """``candidate`` with ``values`` baked in, recorded as its child."""
+def child_for(candidate: Candidate, knobs: list[Knob], values: dict[str, float], label: str,
+              origin: str = "tune") -> Candidate:
+    """``candidate`` with ``values`` baked in, named ``NAME@label`` and recorded as its child."""
     desc = ", ".join(f"{k}={v:g}" for k, v in sorted(values.items()))
     return Candidate(name=f"{candidate.name}@{label}", source=bake(candidate.source, knobs, values),
-                     description=f"tuned knobs: {desc}", origin="tune", parent_ids=(candidate.id,))
+                     description=f"{origin} knobs: {desc}", origin=origin, parent_ids=(candidate.id,))
 
 
 class Objective:

@@ -85,8 +85,8 @@ def test_replay_sweep_writes_tradeoff_plot_and_one_row_per_knob_value(tmp_path):
     assert result.returncode == 0, result.stderr
     totals = pd.read_csv(out / "totals.csv")
     assert list(totals["candidate"]) == ["deepseek_baseline", "joint_count_search",
-                                         "joint_count_search[MIGRATION_THRESHOLD=0]",
-                                         "joint_count_search[MIGRATION_THRESHOLD=0.05]"]
+                                         "joint_count_search@MIGRATION_THRESHOLD=0",
+                                         "joint_count_search@MIGRATION_THRESHOLD=0.05"]
     assert totals["copies_share_per_rebalance"].between(0, 1).all()
     assert (out / "tradeoff.png").stat().st_size > 10_000
     bad = subprocess.run([*run, "replay", "candidates/deepseek_baseline.py", "--trace", str(trace), "--preset",
