@@ -76,11 +76,8 @@ def _expand(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.tile(np.arange(num_log), rows), counts.ravel()).reshape(rows, -1)
 
 
-def _pack(w: np.ndarray, label: np.ndarray, num_packs: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Items ``w, label [X, n]`` -> ``members [X, G, n / G]`` item indices and ``load [X, G]``.
-
-    ``steps`` bounds the swap refinement.
-    """
+def _pack(w: np.ndarray, label: np.ndarray, num_packs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items ``w, label [X, n]`` -> ``members [X, G, n / G]`` item indices and ``load [X, G]``."""
     rows, n = w.shape
     per_pack = n // num_packs
     row = np.arange(rows)[:, None]
@@ -93,7 +90,7 @@ def _pack(w: np.ndarray, label: np.ndarray, num_packs: int, steps: int) -> tuple
         members[row, lightest_first, r] = order[:, r * num_packs:(r + 1) * num_packs]
         load[row, lightest_first] += sorted_w[:, r]
     if per_pack > 1 and num_packs > 1:
-        _swap_heaviest(w, label, members, load, steps)
+        _swap_heaviest(w, label, members, load, SWAP_STEPS)
     return members, load
 
 
@@ -194,11 +191,11 @@ def _spread_duplicates(w: np.ndarray, label: np.ndarray, members: np.ndarray, lo
         load[x, g2] += d
 
 
-def _place(w: np.ndarray, counts: np.ndarray, num_packs: int, steps: int) -> tuple[np.ndarray, ...]:
+def _place(w: np.ndarray, counts: np.ndarray, num_packs: int) -> tuple[np.ndarray, ...]:
     """Pack the replicas of ``counts [X, E]``: returns ``label [X, P]``, ``members [X, G, k]``, ``load [X, G]``."""
     label = _expand(counts)
     replica_w = np.take_along_axis(w / counts, label, axis=1)
-    members, load = _pack(replica_w, label, num_packs, steps)
+    members, load = _pack(replica_w, label, num_packs)
     return label, members, load
 
 
@@ -239,7 +236,7 @@ def _best_of(w: np.ndarray, trial: np.ndarray, num_packs: int) -> tuple[np.ndarr
     """Pack every ``trial [X, M, E]`` count vector; per row the best: counts, label, members, load."""
     rows, num_trials, num_log = trial.shape
     flat = trial.reshape(-1, num_log)
-    label, members, load = _place(np.repeat(w, num_trials, axis=0), flat, num_packs, SWAP_STEPS)
+    label, members, load = _place(np.repeat(w, num_trials, axis=0), flat, num_packs)
     peak = load.max(axis=1).reshape(rows, num_trials)
     peak[~(trial >= 1).all(axis=2)] = np.inf
     pick = np.arange(rows) * num_trials + peak.argmin(axis=1)
@@ -357,8 +354,7 @@ def rebalance_experts(
     log_per_node = num_log // num_nodes
 
     group_w = w.reshape(num_layers, num_groups, group_size).sum(-1)
-    groups_on_node, _ = _pack(group_w, np.broadcast_to(np.arange(num_groups), group_w.shape), num_nodes,
-                              SWAP_STEPS)
+    groups_on_node, _ = _pack(group_w, np.broadcast_to(np.arange(num_groups), group_w.shape), num_nodes)
     node_experts = (groups_on_node[..., None] * group_size + np.arange(group_size)).reshape(
         num_layers * num_nodes, log_per_node)
     node_w = w[np.repeat(np.arange(num_layers), num_nodes)[:, None], node_experts]
