@@ -75,9 +75,8 @@ def _presence(label: np.ndarray, members: np.ndarray, num_labels: int) -> np.nda
     """``[X, G, num_labels]`` replicas of each expert on each GPU."""
     rows, num_packs, per_pack = members.shape
     item_l = _gathered(label, members)
-    has = np.zeros((rows, num_packs, num_labels), dtype=np.int64)
-    np.add.at(has, (np.arange(rows)[:, None, None], np.arange(num_packs)[None, :, None], item_l), 1)
-    return has
+    flat = (np.arange(rows * num_packs).reshape(rows, num_packs, 1) * num_labels + item_l).ravel()
+    return np.bincount(flat, minlength=rows * num_packs * num_labels).reshape(rows, num_packs, num_labels)
 
 
 def _swap(arrays: tuple, x: np.ndarray, g1: np.ndarray, i1: np.ndarray, g2: np.ndarray, i2: np.ndarray) -> None:
@@ -111,10 +110,11 @@ def _spread_duplicates(w: np.ndarray, label: np.ndarray, members: np.ndarray, lo
         x, g, i, flat = x[ok], g[ok], i[ok], flat[ok]
         g2, j = np.divmod(flat, per_pack)
         a, b = item_l[x, g, i], item_l[x, g2, j]
-        np.subtract.at(has, (x, g, a), 1)
-        np.subtract.at(has, (x, g2, b), 1)
-        np.add.at(has, (x, g, b), 1)
-        np.add.at(has, (x, g2, a), 1)
+        # One swap per row, so no index repeats within each update.
+        has[x, g, a] -= 1
+        has[x, g2, b] -= 1
+        has[x, g, b] += 1
+        has[x, g2, a] += 1
         d = item_w[x, g, i] - item_w[x, g2, j]
         _swap((members, item_w, item_l), x, g, i, g2, j)
         load[x, g] -= d
