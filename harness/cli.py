@@ -42,6 +42,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seed_list(text: str) -> list[int]:
+    """``0-4`` or ``0,1,2``: the seeds a comparison repeats every case with."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-", 1))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST or a comma list of integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seed in {text!r}")
+    return seeds
+
+
 def _add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})")
 
@@ -146,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", default="results/bench", help="folder for bench.csv")
     _add_store_arg(bn)
     bn.add_argument("--quiet", action="store_true")
+
+    cp = sub.add_parser("compare", help="paired per-case comparison with a reference over several seeds")
+    cp.add_argument("candidate", help="candidate .py file")
+    cp.add_argument("--against", help="reference candidate .py file (default: the baseline)")
+    cp.add_argument("--suite", default="default", help="suite whose cases are repeated with every seed")
+    cp.add_argument("--seeds", type=_seed_list, default=list(range(5)), help="FIRST-LAST or a comma list (default 0-4)")
+    cp.add_argument("--confidence", type=float, default=0.95, help="level of the t-intervals (default 0.95)")
+    cp.add_argument("--out", default="results/compare", help="folder for compare.csv and differences.csv")
+    _add_store_arg(cp)
+    cp.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
+    cp.add_argument("--quiet", action="store_true")
 
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
@@ -472,6 +498,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.comparison import compare_table, paired_differences, reseeded, verdict_counts
+    from harness.runner import RunConfig, evaluate
+
+    if not 0 < args.confidence < 1:
+        raise UsageError(f"--confidence must be between 0 and 1, got {args.confidence}")
+    cases = reseeded(get_suite(args.suite), args.seeds)
+    candidate = _checked_candidates([args.candidate])
+    reference = _checked_candidates([args.against]) if args.against else []
+    if len(candidate) != 1 or len(reference) > 1:
+        raise UsageError("compare takes one candidate file and at most one --against file")
+    store = Store(args.db)
+    report = evaluate(store, candidate + reference, cases, RunConfig(jobs=args.jobs, quiet=args.quiet,
+                                                                     time_runs=False),
+                      command="compare", suite=args.suite)
+    reference_id = reference[0].id if reference else report.baseline_id
+    per_case = case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
+    differences = paired_differences(per_case, cases, candidate[0].id, reference_id)
+    table = compare_table(differences, args.confidence)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    differences.to_csv(out / "differences.csv", index=False)
+    table.to_csv(out / "compare.csv", index=False)
+    shown = table[["case", "seeds", "failed"]].copy()
+    for figure in ("next_window", "same_window"):
+        shown[f"{figure} diff"] = table[f"{figure}_diff"].map("{:+.5f}".format)
+        shown[f"{figure} {args.confidence:.0%} CI"] = [f"[{lo:+.5f}, {hi:+.5f}]" for lo, hi in
+                                                    zip(table[f"{figure}_low"], table[f"{figure}_high"], strict=True)]
+        shown[f"{figure} verdict"] = table[f"{figure}_verdict"]
+    print(shown.to_markdown(index=False, disable_numparse=True))
+    against = reference[0].name if reference else "the baseline"
+    for figure in ("next_window", "same_window"):
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(verdict_counts(table, figure).items()))
+        print(f"{candidate[0].name} vs {against}, {figure} balancedness: {counts} "
+              f"({len(args.seeds)} seeds, {args.confidence:.0%} t-intervals)")
+    print(f"CSV: {out / 'compare.csv'}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -496,6 +561,7 @@ COMMANDS = {
     "tune": cmd_tune,
     "replay": cmd_replay,
     "bench": cmd_bench,
+    "compare": cmd_compare,
     "synth-trace": cmd_synth_trace,
     "presets": cmd_presets,
     "suites": cmd_suites,

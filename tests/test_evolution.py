@@ -136,8 +136,8 @@ class _FakeLLM(BaseHTTPRequestHandler):
 @pytest.fixture
 def llm_server():
     _FakeLLM.answers = [
-        "Fewer swap steps.\n<<<<<<< SEARCH\nSWAP_STEPS = 3\n=======\nSWAP_STEPS = 8\n>>>>>>> REPLACE\n",
-        "<<<<<<< SEARCH\nSWAP_STEPS = 3\n>>>>>>> REPLACE\n",  # no separator
+        "More swap steps.\n<<<<<<< SEARCH\nSWAP_STEPS = 0\n=======\nSWAP_STEPS = 8\n>>>>>>> REPLACE\n",
+        "<<<<<<< SEARCH\nSWAP_STEPS = 0\n>>>>>>> REPLACE\n",  # no separator
         "<<<<<<< SEARCH\nTHIS_IS_NOT_THERE = 1\n=======\nX = 2\n>>>>>>> REPLACE\n",
     ]
     _FakeLLM.prompts = []
@@ -153,7 +153,7 @@ def test_llm_operator_applies_good_answers_and_rejects_bad_ones(llm_server):
     fast = from_file(FAST)
     child = op.propose([fast], random.Random(0))
     assert "SWAP_STEPS = 8" in child.source and child.origin == "llm" and child.parent_ids == (fast.id,)
-    assert "SWAP_STEPS = 3" in _FakeLLM.prompts[0]  # the parent's code was sent
+    assert "SWAP_STEPS = 0" in _FakeLLM.prompts[0]  # the parent's code was sent
     with pytest.raises(OperatorError, match="separator"):
         op.propose([fast], random.Random(0))
     with pytest.raises(OperatorError, match="SEARCH text not found"):
