@@ -5,10 +5,12 @@ the fact that every GPU holds exactly ``k`` slots: when more heavy replicas exis
 than GPUs, two of them must share one. This policy searches the counts with the
 packing in the loop, vectorised over all rows (layer, or layer x node) at once:
 
-1. counts from the highest-averages (D'Hondt) rule, i.e. the greedy counts;
+1. starting counts: the highest-averages (D'Hondt) rule, i.e. the greedy counts, for
+   ``P - j`` slots with the last ``j`` given to the heaviest single-replica experts
+   (``STARTS`` values of j);
 2. packing: LPT in rounds (every GPU gets one item per round, so all end with k),
-   then best-improvement swaps between the heaviest GPU and every other GPU that
-   never put two replicas of one expert on a GPU, then a pass that moves any
+   then best-improvement swaps between the heaviest GPU and its ``PARTNERS`` lightest
+   that never put two replicas of one expert on a GPU, then a pass that moves any
    remaining duplicate away when the max load allows it;
 3. count search: each round proposes, per row, moving one replica from a donor
    expert (one whose per-replica load stays lowest after losing it) to an expert on
