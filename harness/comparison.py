@@ -61,8 +61,12 @@ def paired_differences(per_case: pd.DataFrame, cases: list[Case], candidate_id: 
 
 
 def _verdict(diffs: np.ndarray, low: float, high: float) -> str:
-    if len(diffs) and np.all(diffs == 0):
+    if len(diffs) == 0:
+        return "no data"
+    if np.all(diffs == 0):
         return "equal"
+    if len(diffs) == 1:
+        return "one seed"
     if low > 0:
         return "better"
     if high < 0:
@@ -90,7 +94,7 @@ def compare_table(differences: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
                 half = np.nan
             low, high = mean - half, mean + half
             row |= {f"{figure}_diff": mean, f"{figure}_low": low, f"{figure}_high": high,
-                    f"{figure}_verdict": _verdict(d, low, high) if len(d) > 1 or np.all(d == 0) else "one seed"}
+                    f"{figure}_verdict": _verdict(d, low, high)}
         rows.append(row)
     return pd.DataFrame(rows)
 

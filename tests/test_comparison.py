@@ -90,3 +90,12 @@ def test_bad_seed_list_is_one_line_and_exit_2(tmp_path):
     result = _compare(tmp_path, "candidates/deepseek_baseline.py", "--seeds", "a-b")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--seeds" in result.stderr
+
+
+def test_one_seed_or_no_seed_gives_no_verdict_beyond_equal():
+    diffs = _differences({"one": [0.01], "zero": [0.0], "gone": [0.01, 0.02]})
+    diffs.loc[diffs["group"] == "gone", "failed"] = True
+    table = compare_table(diffs).set_index("case")
+    assert table.loc["one", "next_window_verdict"] == "one seed" and np.isnan(table.loc["one", "next_window_low"])
+    assert table.loc["zero", "next_window_verdict"] == "equal"
+    assert table.loc["gone", "next_window_verdict"] == "no data" and table.loc["gone", "failed"] == 2
