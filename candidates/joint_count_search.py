@@ -17,9 +17,9 @@ packing in the loop, vectorised over all rows (layer, or layer x node) at once:
    the heaviest GPU, repacks every proposal and keeps the best that lowers the max.
    Proposals are ranked after ``SCREEN_STEPS`` swap steps with the lightest GPU only, and
    the chosen packing then gets the full ``SWAP_STEPS``: about 50 ms at DeepSeek-V3 shape
-   instead of 270.
-   Ranking after LPT alone (0 steps) is faster still, but on Mixtral's 4 slots per GPU
-   it picks worse counts (0.9888 of the bound instead of 0.9907 on drifting@mixtral).
+   instead of 270. Ranking after LPT alone (0 steps) is faster still, but with Mixtral's
+   4 slots per GPU it picks worse counts (0.9888 of the bound on drifting@mixtral, under
+   the 0.99 floor; 0.9905 with 2 steps).
 
 Hierarchical mode (``num_groups % num_nodes == 0``) first packs expert groups onto
 nodes with the same packer, then solves each node as a row.
