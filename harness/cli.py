@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("candidate", help="candidate .py file")
     cp.add_argument("--against", help="reference candidate .py file (default: the baseline)")
     cp.add_argument("--suite", default="default", help="suite whose cases are repeated with every seed")
+    cp.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
     cp.add_argument("--seeds", type=_seed_list, default=list(range(5)), help="FIRST-LAST or a comma list (default 0-4)")
     cp.add_argument("--confidence", type=float, default=0.95, help="level of the t-intervals (default 0.95)")
     cp.add_argument("--out", default="results/compare", help="folder for compare.csv and differences.csv")
@@ -504,7 +505,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if not 0 < args.confidence < 1:
         raise UsageError(f"--confidence must be between 0 and 1, got {args.confidence}")
-    cases = reseeded(get_suite(args.suite), args.seeds)
+    cases = reseeded(_cases(args), args.seeds)
     candidate = _checked_candidates([args.candidate])
     reference = _checked_candidates([args.against]) if args.against else []
     if len(candidate) != 1 or len(reference) > 1:

@@ -78,10 +78,11 @@ def test_baseline_compared_with_itself_is_equal_on_every_case(tmp_path):
 
 def test_compare_against_another_candidate_pairs_the_same_histories(tmp_path):
     result = _compare(tmp_path, "candidates/vectorized_greedy.py", "--against", "candidates/deepseek_baseline.py",
-                      "--seeds", "3,4")
+                      "--seeds", "3,4", "--preset", "gpt-oss-120b")
     assert result.returncode == 0, result.stderr
     diffs = pd.read_csv(tmp_path / "out" / "differences.csv")
     assert sorted(diffs["seed"].unique()) == [3, 4] and not diffs["failed"].any()
+    assert len(diffs) == 2 * 3 and diffs["group"].str.endswith("@gpt-oss-120b").all()
     # Same counts and packing rule as the baseline: equal same-window balance up to ties and duplicate swaps.
     assert diffs["same_window"].abs().max() < 0.01
 
