@@ -126,7 +126,9 @@ def _swap(arrays: tuple, x: np.ndarray, g1: np.ndarray, i1: np.ndarray, g2: np.n
 
 def _swap_heaviest(w: np.ndarray, label: np.ndarray, members: np.ndarray, load: np.ndarray, steps: int,
                    partners: int) -> None:
-    """In place: repeatedly apply the swap between the heaviest GPU and any other that most lowers their max.
+    """In place: repeatedly apply the swap that most lowers the max of the heaviest GPU and a partner.
+
+    Partners are the ``partners`` lightest GPUs.
 
     A swap never puts a second replica of an expert on a GPU.
     """

@@ -78,8 +78,8 @@ def compare_table(differences: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     """Per case group: seeds compared, and for each figure the mean difference, its t-interval and a verdict.
 
     The verdict is ``better`` / ``worse`` when the interval excludes 0, ``equal`` when
-    every seed gives exactly the same figure, else ``indistinguishable``. With one seed
-    there is no interval and no verdict beyond ``equal``.
+    every seed gives exactly the same figure, else ``indistinguishable``. One seed gives
+    no interval (verdict ``one seed`` unless ``equal``); a case every seed failed, ``no data``.
     """
     rows = []
     for group, part in differences.groupby("group", sort=False):
