@@ -39,9 +39,10 @@ def test_balance_study_exports_best_trial_and_plots(tmp_path):
 
 def test_failing_trial_is_recorded_as_failed_with_reason(tmp_path):
     # SWAP_STEPS steers a loop count here; a negative-free knob that crashes when large.
-    source = from_file(FAST).source.replace(
-        "        if SWAP_STEPS:\n            _refine(w, members, load)",
-        "        if SWAP_STEPS > 8:\n            raise RuntimeError('too many swaps')")
+    original = from_file(FAST).source
+    source = original.replace("        if SWAP_STEPS:\n            _refine(item_w, (item_l, item_rank))",
+                              "        if SWAP_STEPS > 8:\n            raise RuntimeError('too many swaps')")
+    assert source != original
     candidate = from_source(source, name="fragile")
     study, _ = tune(candidate, Store(f"sqlite:///{tmp_path}/h.db"), CASES[:1], 6, "f",
                     f"sqlite:///{tmp_path}/o.db", TuneSettings(sampler="random", seed=1))
