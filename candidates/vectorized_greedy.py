@@ -132,9 +132,9 @@ def _spread_duplicates(item_w: np.ndarray, item_l: np.ndarray, carried: tuple, n
     move with the items. The copies of an expert on one pack must be adjacent (LPT places
     an expert's equal copies in consecutive steps). A swap takes out the last copy of
     such a run, for an item that is the last of its own run and whose expert the pack
-    lacks, so that stays true. Each round tries one swap for every pack holding a repeat;
-    swaps of one row that would touch the same pack wait for the next round, except the
-    row's first.
+    lacks, so that stays true. Each round tries one swap for every pack holding a repeat
+    (its last run); swaps of one row that would touch the same pack wait for the next
+    round, except the row's first. A pack whose repeat has no such swap is left as it is.
     """
     rows, num_packs, per_pack = item_l.shape
     if per_pack == 1:
