@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 SWAP_STEPS = 0
-KNOBS = {"SWAP_STEPS": ("int", 0, 16)}
+SPREAD_DUPLICATES = 1
+KNOBS = {"SWAP_STEPS": ("int", 0, 16), "SPREAD_DUPLICATES": ("int", 0, 1)}
 _EPS = 1e-9
 
 
@@ -260,26 +261,25 @@ def _pack(w: np.ndarray, num_packs: int) -> np.ndarray:
     return members
 
 
-def _placed_replicas(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, ...]:
-    """Greedy replicas of ``w [X, E]`` packed by LPT: ``load, expert, copy rank [X, G, num_phy / G]``, and counts."""
-    label, rank, replica_w, counts = _sorted_replicas(w, num_phy)
-    slots = _lpt_slots(replica_w.T.copy(), num_packs)
-    return (*_into_slots(slots, num_packs, replica_w, label, rank), counts)
-
-
 def _pack_replicas(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndarray, ...]:
     """Replicate ``w [X, E]`` greedily and pack the replicas onto ``num_packs`` GPUs.
 
     Returns each slot's expert and copy rank, ``[X, num_phy]``, GPU by GPU, and the counts ``[X, E]``.
     """
     rows, num_log = w.shape
-    item_w, item_l, item_rank, counts = _placed_replicas(w, num_phy, num_packs)
-    if item_w.shape[2] > 1:
-        if SWAP_STEPS:
-            _refine(item_w, (item_l, item_rank))
-            # Swaps may have separated an expert's copies on a pack; sorting each pack makes them adjacent.
-            by_label = np.argsort(item_l, axis=2, kind="stable")
-            item_w, item_l, item_rank = (np.take_along_axis(a, by_label, axis=2) for a in (item_w, item_l, item_rank))
+    label, rank, replica_w, counts = _sorted_replicas(w, num_phy)
+    slots = _lpt_slots(replica_w.T.copy(), num_packs)
+    if num_phy == num_packs or not (SWAP_STEPS or SPREAD_DUPLICATES):
+        item_l, item_rank = _into_slots(slots, num_packs, label, rank)
+        return item_l.reshape(rows, -1), item_rank.reshape(rows, -1), counts
+    item_w, item_l, item_rank = _into_slots(slots, num_packs, replica_w, label, rank)
+    del label, rank, replica_w, slots  # keeps the heap small while the swaps run
+    if SWAP_STEPS:
+        _refine(item_w, (item_l, item_rank))
+        # Swaps may have separated an expert's copies on a pack; sorting each pack makes them adjacent.
+        by_label = np.argsort(item_l, axis=2, kind="stable")
+        item_w, item_l, item_rank = (np.take_along_axis(a, by_label, axis=2) for a in (item_w, item_l, item_rank))
+    if SPREAD_DUPLICATES:
         _spread_duplicates(item_w, item_l, (item_rank,), num_log)
     return item_l.reshape(rows, -1), item_rank.reshape(rows, -1), counts
 
