@@ -80,8 +80,9 @@ class KnobPerturbation:
             value = min(knob.high, max(knob.low, knob.default * factor if knob.default else knob.low + factor - 1))
             if knob.kind == "int":
                 value = int(round(value))
-                if value == knob.default:  # an unchanged int would make the same child
-                    value = int(min(knob.high, max(knob.low, value + rng.choice((-1, 1)))))
+                if value == knob.default:  # an unchanged int would make the same child; step inside the range
+                    steps = [step for step in (-1, 1) if knob.low <= value + step <= knob.high]
+                    value += rng.choice(steps) if steps else 0
             values[knob.name] = value
         source = bake(parent.source, knobs, values)
         if source == parent.source:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.candidate import baseline, from_file
+from harness.candidate import baseline, from_file, from_source
 from harness.evolution import ConfigError, Evolution, load_config
 from harness.knobs import bake, declared_knobs, find_literals
 from harness.operators import Crossover, KnobPerturbation, LLMOperator, OperatorError
@@ -65,6 +65,14 @@ def test_knob_operator_and_crossover_make_valid_children():
     assert crossed.parent_ids == (fast.id, base.id) and crossed.origin == "crossover"
     with pytest.raises(OperatorError, match="two different parents"):
         Crossover().propose([fast, fast], rng)
+
+
+def test_knob_perturbation_moves_an_int_knob_at_its_bound_inward():
+    for default, moved in ((0, 1), (1, 0)):
+        parent = from_source(f"FLAG = {default}\nKNOBS = {{'FLAG': ('int', 0, 1)}}\n", name="p")
+        for seed in range(20):
+            child = KnobPerturbation(scale=0.01).propose([parent], random.Random(seed))
+            assert f"FLAG = {moved}" in child.source
 
 
 def test_bad_config_is_one_clear_error(tmp_path):

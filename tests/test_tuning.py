@@ -40,16 +40,16 @@ def test_balance_study_exports_best_trial_and_plots(tmp_path):
 def test_failing_trial_is_recorded_as_failed_with_reason(tmp_path):
     # SWAP_STEPS steers a loop count here; a negative-free knob that crashes when large.
     original = from_file(FAST).source
-    source = original.replace("        if SWAP_STEPS:\n            _refine(item_w, (item_l, item_rank))",
-                              "        if SWAP_STEPS > 8:\n            raise RuntimeError('too many swaps')")
+    source = original.replace("    if SWAP_STEPS:\n        _refine(item_w, (item_l, item_rank))",
+                              "    if SWAP_STEPS > 4:\n        raise RuntimeError('too many swaps')")
     assert source != original
     candidate = from_source(source, name="fragile")
     study, _ = tune(candidate, Store(f"sqlite:///{tmp_path}/h.db"), CASES[:1], 6, "f",
                     f"sqlite:///{tmp_path}/o.db", TuneSettings(sampler="random", seed=1))
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert failed and all(t.params["SWAP_STEPS"] > 8 for t in failed)
+    assert failed and all(t.params["SWAP_STEPS"] > 4 for t in failed)
     assert all("too many swaps" in t.user_attrs["failure"] for t in failed)
-    assert all(t.params["SWAP_STEPS"] <= 8 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert all(t.params["SWAP_STEPS"] <= 4 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
 
 
 def test_pareto_study_has_two_objectives(tmp_path):
