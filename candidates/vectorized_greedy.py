@@ -20,9 +20,8 @@ same GPU loads up to how near-exact ties between loads are broken:
   on the next window, significantly over 5 seeds (``eplb-harness compare``).
 
 At these sizes the cost is numpy's per-call overhead and the gathers over
-``[rows, replicas]`` arrays, so the code keeps both few: the large output ``log2phy`` is
-made after the scratch arrays are freed, which keeps the heap from being trimmed and
-re-faulted between calls.
+``[rows, replicas]`` arrays, so the code keeps both few. Scratch arrays are freed before
+the large output ``log2phy`` is made, which keeps the peak heap small.
 """
 
 import numpy as np
@@ -231,7 +230,7 @@ def _sorted_replicas(w: np.ndarray, num_phy: int) -> tuple[np.ndarray, ...]:
 
     Returns each replica's ``label`` (expert), copy ``rank`` and ``load``, ``[X, num_phy]``,
     and the counts ``[X, E]``. Scratch arrays are dropped as soon as they are used, to
-    keep the heap small (see the module docstring).
+    keep the peak heap small.
     """
     rows, num_log = w.shape
     order, sorted_w, sorted_counts = _greedy_counts(w, num_phy)
