@@ -57,3 +57,17 @@ def test_timed_calls_do_not_fault_in_again_the_memory_each_call_frees():
     assert _faults_per_call("loop") > 300
     # time_call warms the allocator first, as a long-running serving process has it.
     assert _faults_per_call("time_call") < 30
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_time_call_still_times_when_the_memory_limit_refuses_the_warm_up():
+    # 4 MiB of headroom, as a worker might get with a small --memory-mb: too little for the 16 MiB block.
+    code = textwrap.dedent("""
+        import resource
+        from evaluator.timing import time_call
+        size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size + (4 << 20), size + (4 << 20)))
+        print(time_call(lambda: None, repeats=3).repeats)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "3", result.stderr
