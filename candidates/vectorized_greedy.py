@@ -84,16 +84,22 @@ def _lpt_slots(sorted_w: np.ndarray, num_packs: int) -> np.ndarray:
     return picks.T
 
 
-def _into_slots(slots: np.ndarray, num_packs: int, *values: np.ndarray) -> list[np.ndarray]:
-    """Each ``[X, n]`` array of ``values`` rearranged by ``slots [X, n]`` into ``[X, G, n / G]``."""
-    rows, n = slots.shape
-    index = slots + (np.arange(rows) * n)[:, None]
+def _rows_put(index: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
+    """For each ``[X, n]`` array of ``values``, the array ``out`` with ``out[x, index[x, i]] = v[x, i]``."""
+    rows, n = index.shape
+    flat = index + (np.arange(rows) * n)[:, None]
     placed = []
     for v in values:
         out = np.empty_like(v)
-        out.reshape(-1)[index] = v
-        placed.append(out.reshape(rows, num_packs, n // num_packs))
+        out.reshape(-1)[flat] = v
+        placed.append(out)
     return placed
+
+
+def _into_slots(slots: np.ndarray, num_packs: int, *values: np.ndarray) -> list[np.ndarray]:
+    """Each ``[X, n]`` array of ``values`` rearranged by ``slots [X, n]`` into ``[X, G, n / G]``."""
+    rows, n = slots.shape
+    return [v.reshape(rows, num_packs, n // num_packs) for v in _rows_put(slots, *values)]
 
 
 def _swap(arrays: tuple, x: np.ndarray, g1: np.ndarray, i1: np.ndarray, g2: np.ndarray, i2: np.ndarray) -> None:
@@ -212,17 +218,10 @@ def _greedy_counts(w: np.ndarray, num_phy: int) -> tuple[np.ndarray, np.ndarray,
     return order, sorted_w, counts
 
 
-def _unsorted(order: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
-    """``values [X, E]`` such that ``values[x, order[x, i]] = sorted_values[x, i]``."""
-    values = np.empty_like(sorted_values)
-    values.reshape(-1)[order + (np.arange(len(order)) * order.shape[1])[:, None]] = sorted_values
-    return values
-
-
 def _replica_counts(w: np.ndarray, num_phy: int) -> np.ndarray:
     """``[X, E]`` greedy (D'Hondt) replica counts for ``[X, E]`` loads."""
     order, _, sorted_counts = _greedy_counts(w, num_phy)
-    return _unsorted(order, sorted_counts)
+    return _rows_put(order, sorted_counts)[0]
 
 
 def _sorted_replicas(w: np.ndarray, num_phy: int) -> tuple[np.ndarray, ...]:
@@ -234,7 +233,7 @@ def _sorted_replicas(w: np.ndarray, num_phy: int) -> tuple[np.ndarray, ...]:
     """
     rows, num_log = w.shape
     order, sorted_w, sorted_counts = _greedy_counts(w, num_phy)
-    counts = _unsorted(order, sorted_counts)
+    (counts,) = _rows_put(order, sorted_counts)
     per_copy = sorted_w / sorted_counts
     del sorted_w
     # Only the heaviest experts' loads changed, so this stable sort has little to do.
@@ -288,9 +287,8 @@ def balanced_packing(weight: torch.Tensor, num_packs: int) -> tuple[torch.Tensor
     w = weight.double().numpy()
     rows, n = w.shape
     members = _pack(w, num_packs).reshape(rows, n)
-    slot = np.arange(n)
-    pack_index = _unsorted(members, np.broadcast_to(slot // (n // num_packs), (rows, n)).copy())
-    rank_in_pack = _unsorted(members, np.broadcast_to(slot % (n // num_packs), (rows, n)).copy())
+    pack_of_slot, rank_of_slot = np.divmod(np.tile(np.arange(n), (rows, 1)), n // num_packs)
+    pack_index, rank_in_pack = _rows_put(members, pack_of_slot, rank_of_slot)
     return torch.from_numpy(pack_index), torch.from_numpy(rank_in_pack)
 
 
