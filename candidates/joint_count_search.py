@@ -270,9 +270,10 @@ def _search_counts(w: np.ndarray, num_phy: int, num_packs: int) -> tuple[np.ndar
     extra = num_phy - num_log
     held_back = tuple(j for j in (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)[:STARTS] if j <= min(extra, num_log))
     counts, label, members, load = _best_of(w, _starting_counts(w, num_phy, held_back), num_packs)
-    if num_packs == 1 or extra == 0:
+    if num_packs == 1:
         return counts, label, members
-    active = np.arange(rows)
+    # With no spare slot there are no counts to search, but the packing still gets its polish below.
+    active = np.arange(rows) if extra else np.arange(0)
     for _ in range(COUNT_ROUNDS):
         if active.size == 0:
             break
