@@ -500,7 +500,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.comparison import compare_table, paired_differences, reseeded, verdict_counts
+    from harness.comparison import COMPARED, compare_table, paired_differences, reseeded, verdict_counts
     from harness.runner import RunConfig, evaluate
 
     if not 0 < args.confidence < 1:
@@ -523,14 +523,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     differences.to_csv(out / "differences.csv", index=False)
     table.to_csv(out / "compare.csv", index=False)
     shown = table[["case", "seeds", "failed"]].copy()
-    for figure in ("next_window", "same_window"):
+    for figure in COMPARED.values():
         shown[f"{figure} diff"] = table[f"{figure}_diff"].map("{:+.5f}".format)
         shown[f"{figure} {args.confidence:.0%} CI"] = [f"[{lo:+.5f}, {hi:+.5f}]" for lo, hi in
                                                     zip(table[f"{figure}_low"], table[f"{figure}_high"], strict=True)]
         shown[f"{figure} verdict"] = table[f"{figure}_verdict"]
     print(shown.to_markdown(index=False, disable_numparse=True))
     against = reference[0].name if reference else "the baseline"
-    for figure in ("next_window", "same_window"):
+    for figure in COMPARED.values():
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(verdict_counts(table, figure).items()))
         print(f"{candidate[0].name} vs {against}, {figure} balancedness: {counts} "
               f"({len(args.seeds)} seeds, {args.confidence:.0%} t-intervals)")
