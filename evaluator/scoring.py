@@ -11,10 +11,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from evaluator.metrics import gpu_loads, per_layer_balancedness, placement_balance
+from evaluator.metrics import balancedness, gpu_loads, per_layer_balancedness, placement_balance
 from evaluator.migration import migration
 from evaluator.presets import Preset
-from evaluator.timing import time_call
+from evaluator.timing import TimingStats, timing_windows
 from evaluator.validation import validate_placement
 
 RebalanceFn = Callable[..., object]
@@ -76,13 +76,32 @@ def score_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset) -> d
     )
 
 
-def time_case(rebalance: RebalanceFn, history: np.ndarray, preset: Preset, repeats: int = 5, warmup: int = 1) -> dict:
-    """Timing of the rebalance call alone on the case's last window, given the placement of the first.
+TimedRebalanceFn = Callable[..., tuple[object, float]]
 
-    Inputs are built beforehand; a stateless policy ignores the previous placement.
+
+def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Preset, repeats: int = 5,
+              warmup: int = 1, seed: int = 0) -> dict:
+    """Timing of the rebalance call alone, each call on a fresh input (:func:`evaluator.timing.timing_windows`).
+
+    ``timed_rebalance(weight, *shape, previous_phy2log=...)`` returns ``(output, seconds)``;
+    each call is given the placement the previous one returned, as a deployed balancer
+    would be. Every output is validated and scored on its own input: ``gpu_balancedness``
+    is the mean over the timed calls (same window), so a policy that answers timed calls
+    with a stale or cheaper placement shows it.
+
+    Raises:
+        evaluator.validation.InvalidPlacement: when any timed output is not a placement.
     """
+    inputs = timing_windows(history, warmup + repeats, np.random.default_rng(seed))
     args = preset.rebalance_args()
-    previous = rebalance(torch.from_numpy(history[0].copy()), *args)[0] if len(history) > 1 else None
-    weight = torch.from_numpy(history[-1].copy())
-    return time_call(lambda: rebalance(weight, *args, previous_phy2log=previous), repeats=repeats,
-                     warmup=warmup).to_dict()
+    samples, balance, previous = [], [], None
+    for i, window in enumerate(inputs):
+        output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous)
+        placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
+                                       preset.num_gpus)
+        previous = placement[0]
+        if i >= warmup:
+            samples.append(seconds)
+            loads = gpu_loads(torch.from_numpy(window), placement[0], placement[2], preset.num_gpus)
+            balance.append(balancedness(loads))
+    return TimingStats.from_samples(samples, warmup).to_dict() | {"gpu_balancedness": sum(balance) / len(balance)}

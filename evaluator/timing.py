@@ -1,16 +1,16 @@
-"""Wall-clock timing of one call: warm-up, repeats, median and spread."""
+"""Timing of the rebalance call: unmemoisable inputs, and median and spread of the samples.
+
+The seconds themselves are measured by whoever makes the call (the harness, with its
+own clock, around a call into a sandboxed worker); this module chooses what each timed
+call is given and summarises what was measured.
+"""
 
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
-# glibc raises its malloc thresholds to the size of a large block once it is freed, up to 32 MiB.
-_ALLOCATOR_WARMUP_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -24,49 +24,34 @@ class TimingStats:
     repeats: int
     warmup: int
 
+    @classmethod
+    def from_samples(cls, samples: list[float], warmup: int) -> TimingStats:
+        if not samples:
+            raise ValueError("no timed call")
+        q = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+        return cls(statistics.median(samples), min(samples), max(samples), q[2] - q[0], len(samples), warmup)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def warm_allocator() -> None:
-    """Give the process's C allocator the state a long-running serving process has.
+def timing_windows(history: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` distinct inputs ``[L, E]`` for timed calls, cycling over the windows of ``history [T, L, E]``.
 
-    A fresh process's glibc malloc hands freed memory at the top of its heap back to the
-    OS as soon as more than a few hundred KiB are free. A call that allocates and frees
-    a few MiB then page-faults all of it in again on every call (in a fresh process,
-    600 faults per call for 2.5 MiB, about 1 ms here). A serving engine has long since
-    freed large tensors, which raises those thresholds (up to 32 MiB), so the same call
-    does not fault there. Freeing one large, never touched block raises them here too.
-    Harmless with other allocators: one malloc and free of untouched memory. Skipped
-    when a tight address-space limit refuses the block.
+    Each is a fresh array whose content no other call gets (a 0/1 token added to every
+    entry at random, or a relative 1e-3 jitter for float loads): a policy that caches
+    its answer by the input's identity or content gains nothing, and none of them is a
+    window it will be scored on.
     """
-    try:
-        np.empty(_ALLOCATOR_WARMUP_BYTES, dtype=np.uint8)
-    except MemoryError:
-        pass
-
-
-def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> TimingStats:
-    """Time ``fn()`` alone: nothing but the call sits between the two clock reads.
-
-    The allocator is warmed first (:func:`warm_allocator`), the same for every policy.
-    """
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
-    warm_allocator()
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    q = statistics.quantiles(samples, n=4) if repeats > 1 else [samples[0]] * 3
-    return TimingStats(
-        median_s=statistics.median(samples),
-        min_s=min(samples),
-        max_s=max(samples),
-        iqr_s=q[2] - q[0],
-        repeats=repeats,
-        warmup=warmup,
-    )
+    out, seen = [], set()
+    while len(out) < count:
+        window = history[len(out) % len(history)]
+        if np.issubdtype(window.dtype, np.integer):
+            candidate = window + rng.integers(0, 2, size=window.shape, dtype=window.dtype)
+        else:
+            candidate = window * (1 + 1e-3 * rng.random(window.shape))
+        key = candidate.tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(candidate)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -477,14 +478,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     balance = leaderboard(case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id))
     everyone = [store.get_candidate(cid) for cid in report.candidate_ids]  # the baseline first
     # Serial, one worker at a time; the baseline and the candidates alternate on each preset.
-    tasks = [(c, Case("zipf", p, 0, windows=1), args.repeats, 3) for p in args.presets for c in everyone]
+    seed = secrets.randbits(32)  # the same unguessable timing inputs for every candidate
+    tasks = [(c, Case("zipf", p, 0, windows=1), args.repeats, 3, seed) for p in args.presets for c in everyone]
     rows = []
     for index, outcome in sandbox.run_tasks(time_task, tasks, sandbox.Limits(), jobs=1):
-        cand, case, _, _ = tasks[index]
+        cand, case, *_ = tasks[index]
         stats = outcome.value or {}
         rows.append({"candidate": cand.name, "candidate_id": cand.id, "preset": case.preset,
                      "median_ms": stats.get("median_s", float("nan")) * 1e3,
-                     "iqr_ms": stats.get("iqr_s", float("nan")) * 1e3, "failure": outcome.failure_kind})
+                     "iqr_ms": stats.get("iqr_s", float("nan")) * 1e3,
+                     # balance of the timed answers themselves: a candidate cannot be fast by answering worse
+                     "timed_gpu_balancedness": stats.get("gpu_balancedness", float("nan")),
+                     "failure": outcome.failure_kind})
     table = pd.DataFrame(rows)
     base = table[table["candidate_id"] == report.baseline_id].set_index("preset")["median_ms"]
     table["speedup_vs_baseline"] = table["preset"].map(base) / table["median_ms"]

@@ -13,9 +13,11 @@ Three phases, all through :mod:`harness.sandbox`:
 
 from __future__ import annotations
 
+import secrets
 import sys
 from dataclasses import dataclass, field
 
+import pandas as pd
 from tqdm import tqdm
 
 from evaluator.replay import ReplayPolicy, replay
@@ -23,7 +25,7 @@ from evaluator.scoring import score_case, time_case
 from evaluator.suites import Case
 from evaluator.validation import InvalidPlacement
 from harness import sandbox
-from harness.candidate import Candidate, ContractError, baseline, load_module, rebalance_function
+from harness.candidate import Candidate, baseline
 from harness.store import Store
 
 
@@ -53,41 +55,55 @@ class RunReport:
     failed: int = 0
 
 
-# -- worker-side task functions (run inside sandbox workers) -------------------------------
-def _load(candidate: Candidate):
-    try:
-        return rebalance_function(load_module(candidate))
-    except ContractError as exc:
-        raise sandbox.TaskFailure(sandbox.CONTRACT, str(exc)) from None
+# -- tasks: harness functions that drive one sandboxed worker each ---------------------------
+def _loaded(worker: sandbox.Worker, candidate: Candidate) -> sandbox.Worker:
+    worker.load(candidate.name, candidate.source, candidate.path)
+    return worker
 
 
-def load_task(candidate: Candidate) -> bool:
-    _load(candidate)
+def load_task(worker: sandbox.Worker, candidate: Candidate) -> bool:
+    _loaded(worker, candidate)
     return True
 
 
-def score_task(payload: tuple[Candidate, Case]) -> dict:
+def score_task(worker: sandbox.Worker, payload: tuple[Candidate, Case]) -> dict:
     candidate, case = payload
-    rebalance = _load(candidate)
+    policy = _loaded(worker, candidate)
     try:
-        return score_case(rebalance, case.history(), case.get_preset())
+        return score_case(policy.rebalance, case.history(), case.get_preset())
     except InvalidPlacement as exc:
         raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
 
 
-def time_task(payload: tuple[Candidate, Case, int, int]) -> dict:
-    candidate, case, repeats, warmup = payload
-    rebalance = _load(candidate)
-    return time_case(rebalance, case.history(), case.get_preset(), repeats=repeats, warmup=warmup)
+def time_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, int, int, int]) -> dict:
+    candidate, case, repeats, warmup, seed = payload
+    policy = _loaded(worker, candidate)
+    try:
+        return time_case(policy.timed_rebalance, case.history(), case.get_preset(), repeats, warmup, seed)
+    except InvalidPlacement as exc:
+        raise sandbox.TaskFailure(sandbox.INVALID, f"a timed call: {exc}") from None
 
 
-def replay_task(payload: tuple[Candidate, Case, ReplayPolicy]) -> list[dict]:
+def replay_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, ReplayPolicy]) -> list[dict]:
     candidate, case, policy = payload
-    rebalance = _load(candidate)
+    proxy = _loaded(worker, candidate)
     try:
-        return replay(rebalance, case.history(), case.get_preset(), policy)
+        return replay(proxy.rebalance, case.history(), case.get_preset(), policy)
     except InvalidPlacement as exc:
         raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
+
+
+# Timed calls may score a little below the same-window figure (their inputs are jittered
+# copies of the case's windows); more than this says they were answered differently.
+TIMED_BALANCE_TOLERANCE = 0.02
+
+
+def timed_balance_failure(timed: float, scored: float) -> str | None:
+    """Why a timing cannot stand (its outputs were worse than the scored ones), or None."""
+    if timed < scored - TIMED_BALANCE_TOLERANCE:
+        return (f"timed calls returned placements of GPU balancedness {timed:.4f} on their own windows, against "
+                f"{scored:.4f} when scored: a timing of other (stale or cheaper) answers does not count")
+    return None
 
 
 # -- parent side ------------------------------------------------------------------------
@@ -134,11 +150,13 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
             loadable.append(candidate)
             continue
         report.broken[candidate.name] = outcome.reason or outcome.failure_kind
+        store.drop_limit_failures(candidate.id, config.limits.to_dict())
         done = store.evaluated_case_keys(candidate.id)
         for case in cases:
             if case.key not in done:
                 store.add_evaluation(
-                    report.run_id, candidate.id, case.to_dict(), None, outcome.failure_kind, outcome.reason
+                    report.run_id, candidate.id, case.to_dict(), None, outcome.failure_kind, outcome.reason,
+                    limits=config.limits.to_dict(),
                 )
     # Keep the callers' order (run_tasks yields in completion order).
     order = {c.id: i for i, c in enumerate(everyone)}
@@ -148,6 +166,7 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
 def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
     todo = []
     for candidate in loadable:
+        store.drop_limit_failures(candidate.id, config.limits.to_dict())
         done = store.evaluated_case_keys(candidate.id)
         if config.force and done:
             store.delete_evaluations(candidate.id, [c.key for c in cases])
@@ -162,7 +181,7 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
         candidate, case = todo[index]
         store.add_evaluation(
             report.run_id, candidate.id, case.to_dict(), outcome.value, outcome.failure_kind, outcome.reason,
-            outcome.elapsed_s,
+            outcome.elapsed_s, config.limits.to_dict(),
         )
         report.scored += 1
         report.failed += not outcome.ok
@@ -172,17 +191,27 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
 
 
 def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
-    ok_cases = store.ok_case_keys([c.id for c in loadable])
+    ids = [c.id for c in loadable]
+    scored = store.evaluations_frame(ids, [c.key for c in cases])
+    oracle = {} if scored.empty else {
+        (r.candidate_id, r.case_key): r.oracle_gpu_balancedness for r in scored.itertuples() if pd.isna(r.failure_kind)
+    }
+    # One secret seed per run: every candidate gets the same timing inputs, no candidate can know them.
+    run_seed = secrets.randbits(32)
     todo = [
-        (candidate, case, config.repeats, config.warmup)
-        for case in cases
+        (candidate, case, config.repeats, config.warmup, run_seed ^ i)
+        for i, case in enumerate(cases)
         for candidate in loadable
-        if (candidate.id, case.key) in ok_cases
+        if (candidate.id, case.key) in oracle
     ]
     bar = _progress(len(todo), "time", config.quiet)
     # jobs=1: one timed worker at a time, nothing else competing for the CPU.
     for index, outcome in sandbox.run_tasks(time_task, todo, config.limits, jobs=1):
-        candidate, case, _, _ = todo[index]
-        store.add_timing(report.run_id, candidate.id, case.key, outcome.value, outcome.failure_kind, outcome.reason)
+        candidate, case, *_ = todo[index]
+        kind, reason = outcome.failure_kind, outcome.reason
+        if outcome.ok:
+            reason = timed_balance_failure(outcome.value["gpu_balancedness"], oracle[(candidate.id, case.key)])
+            kind = sandbox.INVALID if reason else None
+        store.add_timing(report.run_id, candidate.id, case.key, None if kind else outcome.value, kind, reason)
         bar.update(1)
     bar.close()

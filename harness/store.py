@@ -29,18 +29,22 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from harness.candidate import Candidate
+from harness.redact import redact
+from harness.sandbox.outcome import LIMIT_KINDS
 
 DEFAULT_URL = "sqlite:///results/harness.db"
 
 # Bump when the scoring protocol changes, so stored figures are not reused across it.
-EVAL_VERSION = 2
+EVAL_VERSION = 3
 
 
 def _now() -> datetime:
@@ -89,6 +93,8 @@ class EvaluationRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
     failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The run's limits (timeout_s, memory_mb, output_mb): a limit failure holds for these only.
+    limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
@@ -175,6 +181,7 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
+        _add_missing_columns(self.engine)
         # Forked workers must not close the parent's connections (PostgreSQL sockets).
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
@@ -224,18 +231,6 @@ class Store:
                 )
             )
             return set(rows)
-
-    def ok_case_keys(self, candidate_ids: list[str]) -> set[tuple[str, str]]:
-        """``(candidate_id, case_key)`` pairs with a successful evaluation."""
-        with self.session() as s:
-            rows = s.execute(
-                select(EvaluationRow.candidate_id, EvaluationRow.case_key).where(
-                    EvaluationRow.candidate_id.in_(candidate_ids),
-                    EvaluationRow.failure_kind.is_(None),
-                    EvaluationRow.eval_version == EVAL_VERSION,
-                )
-            )
-            return {(r[0], r[1]) for r in rows}
 
     def evaluations_frame(self, candidate_ids: list[str] | None = None, case_keys: list[str] | None = None):
         """One row per stored evaluation: identity columns plus every metric (a pandas DataFrame)."""
@@ -293,6 +288,18 @@ class Store:
         return pd.DataFrame.from_records(rows, columns=["run_id", "candidate_id", "case_key", "median_s", "iqr_s",
                                                         "timing_failure"])
 
+    def drop_limit_failures(self, candidate_id: str, limits: dict) -> int:
+        """Delete the candidate's limit failures (timeout, memory, output) recorded under other
+        ``limits``: they say nothing about a run with these. Returns how many went."""
+        with self.session() as s:
+            rows = [r for r in s.scalars(select(EvaluationRow).where(
+                EvaluationRow.candidate_id == candidate_id, EvaluationRow.eval_version == EVAL_VERSION,
+                EvaluationRow.failure_kind.in_(LIMIT_KINDS))) if r.limits != limits]
+            for row in rows:
+                s.delete(row)
+            s.commit()
+        return len(rows)
+
     def delete_evaluations(self, candidate_id: str, case_keys: Iterable[str]) -> None:
         keys = list(case_keys)
         with self.session() as s:
@@ -315,6 +322,7 @@ class Store:
         failure_kind: str | None = None,
         reason: str | None = None,
         elapsed_s: float = 0.0,
+        limits: dict | None = None,
     ) -> bool:
         """Commit one evaluation; False if that (candidate, case) was already stored."""
         with self.session() as s:
@@ -328,7 +336,8 @@ class Store:
                     case=case,
                     run_id=run_id,
                     failure_kind=failure_kind,
-                    reason=reason,
+                    reason=redact(reason),
+                    limits=limits,
                     metrics=metrics or {},
                     elapsed_s=elapsed_s,
                 )
@@ -347,7 +356,7 @@ class Store:
             for e in events:
                 s.add(EvolutionEventRow(evolution=evolution, generation=generation, island=e["island"],
                                         operator=e["operator"], candidate_id=e.get("candidate_id"),
-                                        status=e["status"], reason=e.get("reason"),
+                                        status=e["status"], reason=redact(e.get("reason")),
                                         fitness=e.get("gpu_balancedness")))
             s.commit()
 
@@ -369,10 +378,22 @@ class Store:
                     median_s=(stats or {}).get("median_s"),
                     stats=stats or {},
                     failure_kind=failure_kind,
-                    reason=reason,
+                    reason=redact(reason),
                 )
             )
             s.commit()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns this version declares to tables an older version created (nullable, so no default is needed)."""
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

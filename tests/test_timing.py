@@ -1,73 +1,80 @@
-"""Timing: warm-up, repeats and spread, and no page faults a serving process would not have."""
+"""Timing: unmemoisable inputs, summaries, and no page faults a serving process would not have."""
 
-import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
-from evaluator.timing import time_call
+from evaluator.timing import TimingStats, timing_windows
+from harness import sandbox
+from harness.candidate import baseline
 
-# Allocates 2.5 MiB, touches it and frees it, like a policy's scratch arrays.
-_FAULTS_PER_CALL = textwrap.dedent("""
-    import resource, sys
+# Allocates 2.5 MiB, touches it and frees it each call, like a policy's scratch arrays, and
+# reports the page faults per call (after 3 warm-up calls) as its error on call 23.
+_CHURN = textwrap.dedent("""
+    import resource
+    import types
     import numpy as np
-    from evaluator.timing import time_call
-
-    def churn():
-        a, b, c = np.ones(1 << 17), np.ones(1 << 17), np.ones(1 << 16)
-        return a.sum() + b.sum() + c.sum()
+    from harness.policy import compose_rebalance
+    CALLS = []
 
     def faults():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-    if sys.argv[1] == "time_call":
-        start = faults()
-        time_call(churn, repeats=20, warmup=3)
-        calls = 23
-    else:  # the same calls in a plain loop
-        for _ in range(3):
-            churn()
-        start = faults()
-        for _ in range(20):
-            churn()
-        calls = 20
-    print((faults() - start) / calls)
+    def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
+        a, b, c = np.ones(1 << 17), np.ones(1 << 17), np.ones(1 << 16)
+        a.sum() + b.sum() + c.sum()
+        CALLS.append(faults())
+        if len(CALLS) == 23:
+            raise RuntimeError(f"faults per call {(CALLS[-1] - CALLS[2]) / 20}")
+        return compose_rebalance(types.SimpleNamespace(**globals()))(weight, num_replicas, num_groups, num_nodes,
+                                                                     num_gpus)
 """)
 
 
-def _faults_per_call(mode: str) -> float:
-    result = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL, mode], capture_output=True, text=True,
-                            check=True)
-    return float(result.stdout)
+def _faults_per_call(warm: bool) -> float:
+    source = baseline().source + _CHURN
+    if not warm:  # the worker's allocator warm-up undone: glibc's default thresholds again
+        source = "import ctypes\nctypes.CDLL(None).mallopt(-1, 128 * 1024)\nctypes.CDLL(None).mallopt(-3, 128 * 1024)\n" \
+            + source
+    weight = np.ones((2, 8), dtype=np.int64)
+    with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
+        worker.load("churn", source)
+        with pytest.raises(sandbox.TaskFailure) as failure:
+            for _ in range(23):
+                worker.call(weight, (8, 1, 1, 2))
+    return float(str(failure.value).split("faults per call ")[1].split()[0])
 
 
-def test_time_call_counts_repeats_after_warmup():
-    calls = []
-    stats = time_call(lambda: calls.append(1), repeats=7, warmup=2)
-    assert len(calls) == 9 and stats.repeats == 7 and stats.warmup == 2
-    assert 0 <= stats.min_s <= stats.median_s <= stats.max_s and stats.iqr_s >= 0
-    with pytest.raises(ValueError, match="repeats"):
-        time_call(lambda: None, repeats=0)
+def test_timing_stats_summarise_the_samples():
+    stats = TimingStats.from_samples([3.0, 1.0, 2.0, 4.0, 5.0], warmup=2)
+    assert (stats.median_s, stats.min_s, stats.max_s, stats.repeats, stats.warmup) == (3.0, 1.0, 5.0, 5, 2)
+    assert stats.iqr_s > 0
+    with pytest.raises(ValueError, match="no timed call"):
+        TimingStats.from_samples([], warmup=1)
+
+
+def test_timing_windows_are_distinct_fresh_and_close_to_the_case_windows():
+    history = np.random.default_rng(0).integers(0, 50, size=(2, 3, 8))
+    windows = timing_windows(history, 9, np.random.default_rng(1))
+    assert len({w.tobytes() for w in windows}) == 9
+    assert all(w.dtype == history.dtype and not np.shares_memory(w, history) for w in windows)
+    for i, w in enumerate(windows):
+        assert np.all((w - history[i % 2] >= 0) & (w - history[i % 2] <= 1))
+    floats = timing_windows(history.astype(float), 4, np.random.default_rng(1))
+    assert len({w.tobytes() for w in floats}) == 4
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and ru_minflt")
-def test_timed_calls_do_not_fault_in_again_the_memory_each_call_frees():
-    # In a fresh process every call faults its 2.5 MiB in again (about 600 faults here).
-    assert _faults_per_call("loop") > 300
-    # time_call warms the allocator first, as a long-running serving process has it.
-    assert _faults_per_call("time_call") < 30
+def test_worker_calls_do_not_fault_in_again_the_memory_each_call_frees():
+    # With glibc's default thresholds every call faults its 2.5 MiB in again (about 600 faults here).
+    assert _faults_per_call(warm=False) > 300
+    # The worker warms the allocator first, as a long-running serving process has it.
+    assert _faults_per_call(warm=True) < 30
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
-def test_time_call_still_times_when_the_memory_limit_refuses_the_warm_up():
+def test_worker_starts_when_the_memory_limit_refuses_the_allocator_warm_up():
     # 4 MiB of headroom, as a worker might get with a small --memory-mb: too little for the 16 MiB block.
-    code = textwrap.dedent("""
-        import resource
-        from evaluator.timing import time_call
-        size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (size + (4 << 20), size + (4 << 20)))
-        print(time_call(lambda: None, repeats=3).repeats)
-    """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.strip() == "3", result.stderr
+    with sandbox.Worker(sandbox.Limits(timeout_s=60, memory_mb=4)) as worker:
+        worker.load("baseline", baseline().source)

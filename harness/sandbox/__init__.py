@@ -1,0 +1,33 @@
+"""The trust boundary between candidate code and everything that scores it.
+
+Candidate code runs only in confined worker processes forked by a clean zygote
+(:mod:`.zygote`, :mod:`.jail`, :mod:`.worker`); the harness drives them through
+:class:`Worker` handles and :func:`run_tasks` (:mod:`.pool`), and only JSON headers and
+plain numeric arrays cross (:mod:`.wire`). Validation, scoring, timing bookkeeping and
+the store stay in the harness process, which never executes or unpickles anything a
+candidate produced.
+"""
+
+from harness.sandbox.outcome import (
+    CONTRACT,
+    CRASH,
+    ERROR,
+    EXIT,
+    FAILURE_KINDS,
+    INVALID,
+    LIMIT_KINDS,
+    MEMORY,
+    OUTPUT,
+    TIMEOUT,
+    Limits,
+    Outcome,
+    TaskFailure,
+    one_line,
+)
+from harness.sandbox.pool import SandboxError, Worker, remove_stale_folders, run_tasks, zygote
+
+__all__ = [
+    "CONTRACT", "CRASH", "ERROR", "EXIT", "FAILURE_KINDS", "INVALID", "LIMIT_KINDS", "MEMORY", "OUTPUT", "TIMEOUT",
+    "Limits", "Outcome", "SandboxError", "TaskFailure", "Worker", "one_line", "remove_stale_folders", "run_tasks",
+    "zygote",
+]

@@ -1,0 +1,443 @@
+"""The harness's side of the trust boundary: the zygote, worker handles, and ``run_tasks``.
+
+A task is a harness function ``fn(worker, payload)`` that drives one confined worker
+(:class:`Worker`): it loads a candidate there and asks for placements, one window at a
+time, validating and scoring what comes back here. Candidate code only ever runs in the
+worker; what crosses is JSON and plain arrays (:mod:`harness.sandbox.wire`): the
+window goes in through shared memory, the three output arrays come back the same way,
+and the harness copies them out before reading them. Calls are timed with the harness's
+own clock, from the moment it starts writing the input to the moment the worker says
+``done`` (by then the output must be in place: a worker that says ``done`` early hands
+back whatever the region held).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import mmap
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.sandbox import wire
+from harness.sandbox.outcome import (
+    CRASH,
+    EXIT,
+    FAILURE_KINDS,
+    INVALID,
+    MEMORY,
+    OUTPUT,
+    TIMEOUT,
+    Limits,
+    Outcome,
+    TaskFailure,
+    one_line,
+)
+
+INPUT_BYTES = 64 << 20  # the window and the previous placement
+OUTPUT_BYTES = 192 << 20  # the three outputs
+_ALIGN = 64
+# The environment a worker gets: nothing that can hold a key or a token.
+ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOT = """
+import sys
+sys.path.insert(0, {root!r})
+try:
+    from harness.sandbox.zygote import main
+except BaseException as exc:
+    import socket
+    socket.socket(fileno=int(sys.argv[1])).sendall(("failed " + repr(exc)).encode())
+    raise SystemExit(1)
+main(int(sys.argv[1]))
+"""
+_STALE_PREFIX = "eplb-sandbox-"
+DEFAULT_LIMITS = Limits()
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not start (not a candidate's failure)."""
+
+
+def use_user_namespace() -> bool:
+    """Whether workers get a user namespace: when not root, or when ``EPLB_SANDBOX_USERNS=1``
+    (to exercise an ordinary user's path as root)."""
+    return os.geteuid() != 0 or os.environ.get("EPLB_SANDBOX_USERNS") == "1"
+
+
+def remove_stale_folders(tmp: str | None = None) -> list[str]:
+    """Remove the fallback folders of harness processes that no longer run (after a ``kill -9``)."""
+    removed = []
+    root = Path(tmp or tempfile.gettempdir())
+    for folder in root.glob(f"{_STALE_PREFIX}*"):
+        try:
+            pid = int(folder.name.removeprefix(_STALE_PREFIX).split("-")[0])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+        except PermissionError:
+            pass  # alive, someone else's
+    return removed
+
+
+class Zygote:
+    """The clean process that forks workers (:mod:`harness.sandbox.zygote`)."""
+
+    def __init__(self) -> None:
+        remove_stale_folders()
+        self.folder = tempfile.mkdtemp(prefix=f"{_STALE_PREFIX}{os.getpid()}-")
+        os.chmod(self.folder, 0o711)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
+        env |= {"HOME": "/nonexistent", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", _BOOT.format(root=_ROOT), str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.count = 0
+        ours.settimeout(120)
+        try:
+            greeting = ours.recv(4096)
+        except TimeoutError:
+            greeting = b"no answer within 120 s"
+        if greeting != b"ready\n":
+            self.close()
+            raise SandboxError(f"the sandbox's zygote did not start: {one_line(greeting.decode(errors='replace'))}")
+        ours.settimeout(None)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def spawn(self, spec: dict, fds: list[int]) -> None:
+        with self.lock:
+            self.sock.sendmsg([json.dumps(spec).encode()],
+                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, np.array(fds, dtype=np.int32).tobytes())])
+
+    def task_folder(self) -> str:
+        with self.lock:
+            self.count += 1
+            path = os.path.join(self.folder, f"task-{self.count}")
+        os.mkdir(path, 0o700)
+        if os.geteuid() == 0 and not use_user_namespace():
+            os.chown(path, 65534, 65534)
+        return path
+
+    def close(self) -> None:
+        self.sock.close()  # the zygote exits on EOF; its keepers and workers die with it
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_zygote: Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def zygote() -> Zygote:
+    """The process's zygote, started on first use (and again if it died)."""
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive():
+            _zygote = Zygote()
+        return _zygote
+
+
+def _wait_status_outcome(status: int) -> tuple[str, str]:
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status))
+        if sig == signal.SIGXFSZ:
+            return OUTPUT, "printed more than the output limit allows"
+        if sig == signal.SIGKILL:
+            return MEMORY, "killed by SIGKILL (out of memory?)"
+        return CRASH, f"killed by {sig.name}"
+    return EXIT, f"exited with code {os.WEXITSTATUS(status)} before returning a result"
+
+
+class Worker:
+    """A handle on one confined worker process, for one task.
+
+    Every wait is bounded by the task's deadline (``limits.timeout_s`` from creation);
+    past it the worker's whole PID namespace is killed and :class:`TaskFailure` of kind
+    ``timeout`` raised. Any other end of the worker raises :class:`TaskFailure` with the
+    kind its exit says.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+        self.limits = limits
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.timeout_s
+        self.pid: int | None = None
+        self.pidfd: int | None = None
+        self.status: int | None = None
+        self.killed = False
+        z = zygote()
+        self.folder = z.task_folder()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        shm_fd = os.memfd_create("eplb-io", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        os.ftruncate(shm_fd, INPUT_BYTES + OUTPUT_BYTES)
+        # The worker can neither shrink the region under the harness's mapping nor grow it.
+        fcntl.fcntl(shm_fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+        status_r, status_w = os.pipe()
+        self.sock, self.status_fd = ours, status_r
+        self.shm = mmap.mmap(shm_fd, INPUT_BYTES + OUTPUT_BYTES)
+        spec = {"shm_bytes": INPUT_BYTES + OUTPUT_BYTES, "input_bytes": INPUT_BYTES, "workdir": self.folder,
+                "memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "namespaces": True,
+                "user_namespace": use_user_namespace()}
+        try:
+            z.spawn(spec, [theirs.fileno(), shm_fd, status_w])
+        finally:
+            theirs.close()
+            os.close(shm_fd)
+            os.close(status_w)
+        self._status_buffer, self._status_eof = b"", False
+        self._read_pid()
+        try:
+            hello = self._reply("hello")
+        except TaskFailure as exc:
+            if exc.kind == TIMEOUT:
+                raise
+            raise SandboxError(f"a sandbox worker did not start: {exc}") from None
+        self.layers: list[str] = hello.get("layers", [])
+
+    # -- status pipe --------------------------------------------------------------
+    def _status_lines(self, timeout: float) -> list[str]:
+        """Complete lines the keeper has written, waiting up to ``timeout`` for more."""
+        if not self._status_eof:
+            ready, _, _ = select.select([self.status_fd], [], [], max(0.0, timeout))
+            if ready:
+                chunk = os.read(self.status_fd, 4096)
+                self._status_buffer += chunk
+                self._status_eof = not chunk
+        *lines, self._status_buffer = self._status_buffer.split(b"\n")
+        return [line.decode() for line in lines if line]
+
+    def _read_pid(self) -> None:
+        while self.pid is None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TaskFailure(TIMEOUT, f"no worker within {self.limits.timeout_s:g} s")
+            if self._status_eof:
+                raise SandboxError("a sandbox keeper exited before starting its worker")
+            for line in self._status_lines(remaining):
+                key, _, value = line.partition(" ")
+                if key == "pid":
+                    self.pid = int(value)
+                    try:
+                        self.pidfd = os.pidfd_open(self.pid)
+                    except OSError:
+                        self.pidfd = None
+                elif key == "status":
+                    self.status = int(value)
+
+    def _wait_status(self, timeout: float) -> int | None:
+        end = time.monotonic() + timeout
+        while self.status is None and time.monotonic() < end and not self._status_eof:
+            for line in self._status_lines(end - time.monotonic()):
+                if line.startswith("status "):
+                    self.status = int(line.split()[1])
+        return self.status
+
+    # -- the protocol ---------------------------------------------------------------
+    def kill(self) -> None:
+        """Kill the worker and, with it, everything in its PID namespace."""
+        if self.status is None and not self.killed:
+            self.killed = True
+            try:
+                if self.pidfd is not None:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                elif self.pid is not None:
+                    os.kill(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+
+    def _failure_from_exit(self) -> TaskFailure:
+        status = self._wait_status(5.0)
+        if status is None:
+            self.kill()
+            return TaskFailure(CRASH, "closed its connection without exiting")
+        return TaskFailure(*_wait_status_outcome(status))
+
+    def _reply(self, expected: str) -> dict:
+        try:
+            header = wire.recv_header(self.sock, self.deadline)
+        except wire.Deadline:
+            self.kill()
+            raise TaskFailure(TIMEOUT, f"no result within {self.limits.timeout_s:g} s") from None
+        except wire.PeerClosed:
+            raise self._failure_from_exit() from None
+        except wire.ProtocolError as exc:
+            self.kill()
+            raise TaskFailure(INVALID, f"broke the worker protocol: {exc}") from None
+        op = header.get("op")
+        if op == "failed":
+            kind = header.get("kind") if header.get("kind") in FAILURE_KINDS else INVALID
+            raise TaskFailure(kind, one_line(header.get("reason", "")))
+        if op != expected:
+            self.kill()
+            raise TaskFailure(INVALID, f"broke the worker protocol: answered {one_line(op, 40)!r}, not {expected!r}")
+        return header
+
+    def _send(self, header: dict) -> None:
+        try:
+            self.sock.settimeout(max(0.001, self.deadline - time.monotonic()))
+            wire.send(self.sock, header)
+        except TimeoutError:
+            self.kill()
+            raise TaskFailure(TIMEOUT, f"no result within {self.limits.timeout_s:g} s") from None
+        except OSError:
+            raise self._failure_from_exit() from None
+
+    def load(self, name: str, source: str, path: str | None = None) -> None:
+        """Execute a candidate's source in the worker (raises :class:`TaskFailure` ``contract``)."""
+        self._send({"op": "load", "name": name, "source": source, "path": path})
+        self._reply("loaded")
+
+    def _write_input(self, array: np.ndarray | None, offset: int) -> tuple[dict | None, int]:
+        if array is None:
+            return None, offset
+        array = np.ascontiguousarray(array)
+        if array.dtype.str not in wire.DTYPES or offset + array.nbytes > INPUT_BYTES:
+            raise ValueError(f"input of dtype {array.dtype} and {array.nbytes} bytes cannot be sent")
+        self.shm[offset : offset + array.nbytes] = array.view(np.uint8).ravel()
+        return {**wire.describe(array), "offset": offset}, offset + -(-array.nbytes // _ALIGN) * _ALIGN
+
+    def _read_outputs(self, entries: object) -> tuple[np.ndarray, ...]:
+        if not isinstance(entries, list) or len(entries) != 3:
+            raise TaskFailure(INVALID, "rebalance_experts must return (phy2log, log2phy, logcnt)")
+        arrays = []
+        for entry in entries:
+            try:
+                dtype, shape, nbytes = wire.checked_layout(entry, OUTPUT_BYTES)
+                offset = entry.get("offset")
+                if type(offset) is not int or not INPUT_BYTES <= offset <= INPUT_BYTES + OUTPUT_BYTES - nbytes:
+                    raise wire.ProtocolError("output outside the output region")
+            except wire.ProtocolError as exc:
+                raise TaskFailure(INVALID, f"broke the worker protocol: {exc}") from None
+            # A copy this side owns: the worker can rewrite the region at any time.
+            arrays.append(np.frombuffer(self.shm, dtype=dtype, count=nbytes // dtype.itemsize,
+                                        offset=offset).reshape(shape).copy())
+        return tuple(arrays)
+
+    def call(self, weight: np.ndarray, args: tuple[int, ...], previous: np.ndarray | None = None,
+             ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+        """``((phy2log, log2phy, logcnt), seconds)`` for one window ``weight [L, E]``.
+
+        ``previous`` is ``previous_phy2log [L, P]`` or None. The arrays are unvalidated
+        copies; the seconds run from writing the input to the worker's ``done``.
+        """
+        start = time.perf_counter()
+        weight_entry, offset = self._write_input(weight, 0)
+        previous_entry, _ = self._write_input(previous, offset)
+        self._send({"op": "call", "args": [int(a) for a in args], "inputs": [weight_entry, previous_entry]})
+        header = self._reply("done")
+        seconds = time.perf_counter() - start
+        return self._read_outputs(header.get("outputs")), seconds
+
+    def timed_rebalance(self, weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int,
+                        num_gpus: int, previous_phy2log: torch.Tensor | None = None,
+                        ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], float]:
+        """The loaded policy as a function of tensors: ``((phy2log, log2phy, logcnt), seconds)``."""
+        previous = None if previous_phy2log is None else previous_phy2log.numpy()
+        arrays, seconds = self.call(weight.numpy(), (num_replicas, num_groups, num_nodes, num_gpus), previous)
+        return tuple(torch.from_numpy(a) for a in arrays), seconds
+
+    def rebalance(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loaded policy, called as ``rebalance_experts(weight, *shape, previous_phy2log=None)``."""
+        return self.timed_rebalance(*args, **kwargs)[0]
+
+    def close(self) -> None:
+        """End the task: the worker is killed (it may have left processes behind) and reaped."""
+        self.kill()
+        if self.pid is not None:
+            self._wait_status(5.0)
+        self.sock.close()
+        self.shm.close()
+        os.close(self.status_fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_tasks(
+    fn: Callable[[Worker, Any], Any],
+    payloads: Iterable[Any],
+    limits: Limits = DEFAULT_LIMITS,
+    jobs: int = 1,
+) -> Iterator[tuple[int, Outcome]]:
+    """Run ``fn(worker, payload)`` for each payload, each with its own fresh worker.
+
+    ``fn`` runs in the harness (in one of ``jobs`` threads) and drives the worker; it
+    raises :class:`TaskFailure` (the worker's handle does) to report a failure.
+
+    Yields:
+        ``(index, outcome)`` in completion order, ``index`` being the payload's position.
+    """
+    payloads = list(payloads)
+    live: set[Worker] = set()
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def one(index: int, payload: Any) -> tuple[int, Outcome]:
+        started = time.monotonic()
+        worker = None
+        try:
+            if stopping.is_set():
+                raise TaskFailure(TIMEOUT, "the run was stopped")
+            worker = Worker(limits)
+            with lock:
+                live.add(worker)
+            value = fn(worker, payload)
+            return index, Outcome(value=value, elapsed_s=time.monotonic() - started)
+        except TaskFailure as exc:
+            elapsed = time.monotonic() - started
+            return index, Outcome(failure_kind=exc.kind, reason=one_line(str(exc)), elapsed_s=elapsed)
+        finally:
+            if worker is not None:
+                worker.close()
+                with lock:
+                    live.discard(worker)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="eplb-task")
+    futures = [pool.submit(one, i, p) for i, p in enumerate(payloads)]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        stopping.set()
+        for future in futures:
+            future.cancel()
+        with lock:
+            for worker in live:
+                worker.kill()
+        pool.shutdown(wait=True)
