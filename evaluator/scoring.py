@@ -83,25 +83,29 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
               warmup: int = 1, seed: int = 0) -> dict:
     """Timing of the rebalance call alone, each call on a fresh input (:func:`evaluator.timing.timing_windows`).
 
-    ``timed_rebalance(weight, *shape, previous_phy2log=...)`` returns ``(output, seconds)``;
-    each call is given the placement the previous one returned, as a deployed balancer
-    would be. Every output is validated and scored on its own input: ``gpu_balancedness``
-    is the mean over the timed calls (same window), so a policy that answers timed calls
-    with a stale or cheaper placement shows it.
+    ``timed_rebalance(weight, *shape, previous_phy2log=...)`` returns ``(output, seconds)``.
+    Each call is given the placement the call before returned, its experts renamed as
+    this call's are, as a deployed balancer would be given the placement in force. Every
+    output is validated and scored on its own input: ``gpu_balancedness`` is their mean
+    (same window), so a policy that answers timed calls with a stale or cheaper placement
+    shows it.
 
     Raises:
         evaluator.validation.InvalidPlacement: when any timed output is not a placement.
     """
-    inputs = timing_windows(history, warmup + repeats, np.random.default_rng(seed))
+    inputs = timing_windows(history, warmup + repeats, np.random.default_rng(seed), preset.num_groups)
     args = preset.rebalance_args()
-    samples, balance, previous = [], [], None
-    for i, window in enumerate(inputs):
+    samples, balance, previous, previous_perm = [], [], None, None
+    for i, (window, perm) in enumerate(inputs):
         output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous)
         placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
                                        preset.num_gpus)
-        previous = placement[0]
         if i >= warmup:
             samples.append(seconds)
             loads = gpu_loads(torch.from_numpy(window), placement[0], placement[2], preset.num_gpus)
             balance.append(balancedness(loads))
+        previous_perm, previous = perm, placement[0]
+        if i + 1 < len(inputs):  # this call's placement, in the next call's expert names
+            original = np.take_along_axis(previous_perm, previous.numpy(), axis=1)
+            previous = torch.from_numpy(np.take_along_axis(np.argsort(inputs[i + 1][1], axis=1), original, axis=1))
     return TimingStats.from_samples(samples, warmup).to_dict() | {"gpu_balancedness": sum(balance) / len(balance)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ class Case:
     trace: str | None = None
     window: int | None = None
     trace_sha: str | None = None
+    # A private case (see :func:`private_cases`) replaces public seed ``private_of``.
+    private_of: int | None = None
 
     @classmethod
     def from_trace(cls, path: str, preset: str, window: int | None = None) -> Case:
@@ -45,6 +47,8 @@ class Case:
         if self.trace is not None:
             return f"trace:{Path(self.trace).name}@{self.preset}" + (f"/w{self.window}" if self.window else "")
         extra = "".join(f",{k}={v:g}" for k, v in self.params)
+        if self.private_of is not None:  # the seed itself is the secret
+            return f"{self.family}{extra}@{self.preset}#private{self.private_of}"
         return f"{self.family}{extra}@{self.preset}#s{self.seed}"
 
     @property
@@ -53,6 +57,8 @@ class Case:
         payload = [self.family, self.preset, self.seed, self.windows, list(self.params)]
         if self.trace is not None:
             payload += [self.trace_sha, self.window]
+        if self.private_of is not None:
+            payload += ["private", self.private_of]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
     def get_preset(self) -> Preset:
@@ -77,12 +83,33 @@ class Case:
             "trace": self.trace,
             "window": self.window,
             "trace_sha": self.trace_sha,
+            "private_of": self.private_of,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Case:
         return cls(d["family"], d["preset"], int(d["seed"]), int(d["windows"]), tuple(sorted(d["params"].items())),
-                   d.get("trace"), d.get("window"), d.get("trace_sha"))
+                   d.get("trace"), d.get("window"), d.get("trace_sha"), d.get("private_of"))
+
+
+def private_cases(cases: list[Case], secret: str) -> list[Case]:
+    """``cases`` with every synthetic seed replaced by one derived from ``secret``.
+
+    A public suite's fixed seeds are in this repository, so a program that copies the
+    generator can regenerate the windows it is scored on. Fitness for evolution and
+    tuning uses these instead: ``secret`` is drawn once per store and kept only there
+    (:meth:`harness.store.Store.suite_secret`), never reaching a candidate's process.
+    Traced cases are unchanged. A private case is named ``...#privateN`` and never shares
+    a key with a public one.
+    """
+    out = []
+    for case in cases:
+        if case.trace is not None or case.private_of is not None:
+            out.append(case)
+            continue
+        digest = hashlib.sha256(f"{secret}:{case.key}".encode()).digest()
+        out.append(replace(case, seed=int.from_bytes(digest[:4], "little"), private_of=case.seed))
+    return out
 
 
 def _content_hash(path: str) -> str:

@@ -35,23 +35,42 @@ class TimingStats:
         return asdict(self)
 
 
-def timing_windows(history: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` distinct inputs ``[L, E]`` for timed calls, cycling over the windows of ``history [T, L, E]``.
+def relabelling(rng: np.random.Generator, num_layers: int, num_experts: int, num_groups: int) -> np.ndarray:
+    """``perm [L, E]``: a random renaming of each layer's experts that keeps expert groups whole.
 
-    Each is a fresh array whose content no other call gets (a 0/1 token added to every
-    entry at random, or a relative 1e-3 jitter for float loads): a policy that caches
-    its answer by the input's identity or content gains nothing, and none of them is a
-    window it will be scored on.
+    New expert ``j`` of layer ``l`` is old expert ``perm[l, j]``; groups (of ``E / num_groups``
+    consecutive experts) are shuffled as wholes and experts shuffled within their group.
+    """
+    size = num_experts // num_groups
+    groups = np.argsort(rng.random((num_layers, num_groups)), axis=1)
+    within = np.argsort(rng.random((num_layers, num_groups, size)), axis=2)
+    return (groups[:, :, None] * size + np.take_along_axis(within, groups[:, :, None], axis=1)).reshape(
+        num_layers, num_experts)
+
+
+def timing_windows(history: np.ndarray, count: int, rng: np.random.Generator, num_groups: int = 1,
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` inputs ``(weight [L, E], perm [L, E])`` for timed calls, cycling over the windows of ``history``.
+
+    Each is a window of ``history [T, L, E]`` with its experts renamed (:func:`relabelling`)
+    and a 0/1 token added to every entry at random (a relative 1e-3 jitter for float
+    loads): no two calls get the same content, so a policy that caches answers by the
+    input's identity or content gains nothing, and an answer computed for another call
+    places the wrong experts together, which its balance shows. A policy that treats
+    experts alike balances each as well as the window it came from.
     """
     out, seen = [], set()
+    num_layers, num_experts = history.shape[1:]
     while len(out) < count:
         window = history[len(out) % len(history)]
+        perm = relabelling(rng, num_layers, num_experts, num_groups)
+        renamed = np.take_along_axis(window, perm, axis=1)
         if np.issubdtype(window.dtype, np.integer):
-            candidate = window + rng.integers(0, 2, size=window.shape, dtype=window.dtype)
+            weight = renamed + rng.integers(0, 2, size=window.shape, dtype=window.dtype)
         else:
-            candidate = window * (1 + 1e-3 * rng.random(window.shape))
-        key = candidate.tobytes()
+            weight = renamed * (1 + 1e-3 * rng.random(window.shape))
+        key = weight.tobytes()
         if key not in seen:
             seen.add(key)
-            out.append(candidate)
+            out.append((weight, perm))
     return out

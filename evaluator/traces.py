@@ -83,7 +83,14 @@ def _physical_to_logical(path: Path, counts: np.ndarray, p2l: np.ndarray, num_ex
     """``counts [S, L, R]`` per physical slot -> ``[S, L, E]`` per logical expert through ``p2l [L, R]``."""
     if p2l.shape != counts.shape[1:]:
         raise TraceError(f"{path}: {where}: map shape {list(p2l.shape)} does not match loads {list(counts.shape)}")
-    E = num_experts or int(p2l.max()) + 1
+    # A map entry must name an expert: -1 would wrap to the last one, 0.5 truncate to 0.
+    E = num_experts or (int(p2l.max()) + 1 if p2l.size and np.isfinite(p2l).all() else 0)
+    bad = ~np.isfinite(p2l) | (p2l != np.round(p2l)) | (p2l < 0) | (p2l >= max(E, 1))
+    if bad.any():
+        layer, slot = (int(i) for i in np.argwhere(bad)[0])
+        value = float(p2l[layer, slot])
+        raise TraceError(f"{path}: {where}: map entry [{layer}][{slot}] = {value:g} is not an expert id "
+                         f"in [0, {E})")
     out = np.zeros((counts.shape[0], counts.shape[1], E))
     for layer in range(counts.shape[1]):
         np.add.at(out[:, layer], (slice(None), p2l[layer].astype(np.int64)), counts[:, layer])
@@ -133,19 +140,34 @@ def _load_pt(path: Path, num_experts: int | None) -> tuple[np.ndarray, int]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
         raise TraceError(f"{path}: not a readable torch file: {exc.__class__.__name__}") from None
+    def numbers(value, where: str) -> np.ndarray:
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TraceError(f"{path}: {where}: not an array of numbers ({exc.__class__.__name__})") from None
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise TraceError(f"{path}: {where}: {tensor.dtype} values are not loads")
+        return tensor.double().numpy()
+
     if isinstance(obj, torch.Tensor):
-        arr = obj.double().numpy()
+        arr = numbers(obj, "tensor")
         return (arr[None] if arr.ndim == 2 else arr), 1
     if isinstance(obj, dict) and "logical_count" in obj:  # SGLang stat / init-expert-location
-        arr = torch.as_tensor(obj["logical_count"]).double().numpy()
+        arr = numbers(obj["logical_count"], "logical_count")
         return (arr[None] if arr.ndim == 2 else arr), 1
     if isinstance(obj, dict) and "records" in obj:  # SGLang per_pass
-        p2l = torch.as_tensor(obj["last_physical_to_logical_map"]).numpy()
+        if "last_physical_to_logical_map" not in obj:
+            raise TraceError(f"{path}: SGLang per_pass dump without last_physical_to_logical_map")
+        p2l = numbers(obj["last_physical_to_logical_map"], "last_physical_to_logical_map")
+        if not isinstance(obj["records"], list | tuple) or not obj["records"]:
+            raise TraceError(f"{path}: records must be a non-empty list")
         counts = []
         for i, rec in enumerate(obj["records"]):
-            if "global_physical_count" not in rec:
+            if not isinstance(rec, dict) or "global_physical_count" not in rec:
                 raise TraceError(f"{path}: records[{i}] has no global_physical_count")
-            counts.append(torch.as_tensor(rec["global_physical_count"]).double().numpy())
+            counts.append(numbers(rec["global_physical_count"], f"records[{i}].global_physical_count"))
+        if len({c.shape for c in counts}) > 1 or counts[0].ndim != 2 or p2l.ndim != 2:
+            raise TraceError(f"{path}: records need [layers, slots] counts of one shape, and a [layers, slots] map")
         return _physical_to_logical(path, np.stack(counts), p2l, num_experts, "records"), 1
     raise TraceError(f"{path}: torch file holds neither a tensor nor an SGLang dump")
 
@@ -203,6 +225,47 @@ def _load_csv(path: Path) -> tuple[np.ndarray, int]:
     return out, 1
 
 
+def _checked_npy_header(path: Path, f, available: int, where: str) -> None:
+    """Refuse an ``.npy`` stream whose header is unreadable or claims more bytes than there are."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    except (ValueError, EOFError, OSError) as exc:
+        raise TraceError(f"{path}: {where}not a readable .npy array ({exc.__class__.__name__}: {exc})") from None
+    if dtype.kind not in "biuf":
+        raise TraceError(f"{path}: {where}dtype {dtype} is not a number type (loads must be integers or floats)")
+    claimed = dtype.itemsize * math.prod(shape)
+    if claimed > available:
+        raise TraceError(f"{path}: {where}header claims {claimed} bytes of data, the file holds {available}")
+
+
+def _load_numpy(path: Path, suffix: str) -> np.ndarray:
+    """The load array of an ``.npy`` file, or of an ``.npz`` file (key load/logical_count, else the first)."""
+    import zipfile
+
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                _checked_npy_header(path, f, path.stat().st_size, "")
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+        with zipfile.ZipFile(path) as archive:
+            names = [n.removesuffix(".npy") for n in archive.namelist()]
+            if not names:
+                raise TraceError(f"{path}: empty .npz")
+            key = next((k for k in ("load", "logical_count") if k in names), names[0])
+            info = archive.getinfo(key + ".npy")
+            with archive.open(info) as f:
+                _checked_npy_header(path, f, info.file_size, f"array {key!r}: ")
+            with archive.open(info) as f:
+                return np.asarray(np.load(f, allow_pickle=False), dtype=np.float64)
+    except TraceError:
+        raise
+    except (ValueError, EOFError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise TraceError(f"{path}: not a readable numpy file ({exc.__class__.__name__}: {exc})") from None
+
+
 def read_records(path: str | Path, num_experts: int | None = None) -> tuple[np.ndarray, int]:
     """Per-record loads ``[S, L, E]`` and the format's default window, by file type."""
     path = Path(path)
@@ -220,16 +283,7 @@ def read_records(path: str | Path, num_experts: int | None = None) -> tuple[np.n
     if suffix == ".csv":
         return _load_csv(path)
     if suffix in (".npy", ".npz"):
-        try:
-            obj = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise TraceError(f"{path}: not a readable numpy file: {exc}") from None
-        if suffix == ".npz":
-            key = next((k for k in ("load", "logical_count") if k in obj.files), obj.files[0] if obj.files else None)
-            if key is None:
-                raise TraceError(f"{path}: empty .npz")
-            obj = obj[key]
-        arr = np.asarray(obj, dtype=np.float64)
+        arr = _load_numpy(path, suffix)
         return (arr[None] if arr.ndim == 2 else arr), 1
     raise TraceError(f"{path}: unknown trace format {suffix!r} (json, jsonl, pt, npy, npz, csv, or a TRT-LLM dir)")
 

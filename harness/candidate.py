@@ -111,6 +111,8 @@ def check_source(candidate: Candidate) -> None:
         tree = ast.parse(candidate.source, filename=candidate.path or candidate.name)
     except SyntaxError as exc:
         raise ContractError(f"{candidate.name}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    except (RecursionError, MemoryError):  # the parser's own limits, reached by deeply nested code
+        raise ContractError(f"{candidate.name}: nested too deeply to parse") from None
     defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     assigned = {
         t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import secrets
 import shlex
@@ -10,14 +11,16 @@ import sys
 from pathlib import Path
 
 from evaluator.presets import PRESETS, UnknownPresetError, get_preset
-from evaluator.suites import SUITES, Case, UnknownSuiteError, get_suite
+from evaluator.suites import SUITES, Case, UnknownSuiteError, get_suite, private_cases
 from evaluator.traces import TraceError
 from evaluator.workloads import FAMILIES
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, check_source, discover, from_file
 from harness.diffs import DiffError
 from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, case_results, format_table, leaderboard
-from harness.store import DEFAULT_URL, Store
+from harness.redact import redact
+from harness.sandbox import SandboxError
+from harness.store import DEFAULT_URL, Store, StoreError
 
 
 class UsageError(Exception):
@@ -38,8 +41,8 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -118,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--sampler", choices=["tpe", "cmaes", "nsga2", "random"], default=None,
                     help="default tpe, nsga2 for pareto")
     tu.add_argument("--literals", action="store_true", help="tune the candidate's numeric literals")
+    tu.add_argument("--private", action="store_true",
+                    help="score trials on the suite's private twin (seeds only the --db store knows); "
+                         "every worker of a study must then share one --db")
     tu.add_argument("--seed", type=int, help="sampler seed")
     tu.add_argument("--export", help="tuned candidate file (default results/tuned/NAME_tuned.py)")
     tu.add_argument("--pick", type=int, default=0, help="Pareto point to export, by decreasing balancedness")
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
     cp.add_argument("--quiet", action="store_true")
 
+    sub.add_parser("sandbox", help="start one sandboxed worker and list the containment layers in force")
     sub.add_parser("presets", help="list model presets")
     sub.add_parser("suites", help="list suites and their cases")
     return parser
@@ -227,7 +234,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for reason in broken.values():
         print(f"error: {reason}", file=sys.stderr)
     if not candidates:
-        print("error: no loadable candidate", file=sys.stderr)
+        if not broken:
+            print("error: no candidate found", file=sys.stderr)
         return 1
 
     store = Store(args.db)
@@ -255,14 +263,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(table, "md", SUMMARY_COLUMNS))
     print(
         f"\nrun {report.run_id}: {len(cases)} cases, {report.scored} evaluated, {report.reused} reused from the "
-        f"store, {report.failed} failed; per-case results in {out}/cases.csv"
+        f"store, {report.failed} failed" + (f" ({len(report.broken)} candidate(s) could not be loaded)"
+                                           if report.broken else "") + f"; per-case results in {out}/cases.csv"
     )
     return 1 if broken else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     cases = get_suite(args.suite)
-    store = Store(args.db)
+    store = Store(args.db, create=False)
     per_case = case_results(store, [c.key for c in cases])
     if per_case.empty:
         raise UsageError(f"the store {args.db} has no evaluation on suite {args.suite!r}")
@@ -314,8 +323,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     name = evolution.metrics[best.candidate_id].get("candidate")
-    print(f"best: {name} ({best.candidate_id}) gpu_balancedness {best.fitness:.4f} after "
-          f"{evolution.evaluations} evaluations, {evolution.generation} generations")
+    scored = (f"gpu_balancedness {best.fitness:.4f} on the private twin of suite {config.suite!r}, "
+              f"{evolution.public_fitness:.4f} on the public suite" if evolution.public_fitness is not None
+              else f"gpu_balancedness {best.fitness:.4f}")
+    print(f"best: {name} ({best.candidate_id}) {scored} after {evolution.evaluations} evaluations, "
+          f"{evolution.generation} generations")
     print(f"outputs: {evolution.out}/best.py, progress.png, lineage.json, events.jsonl")
     return 0
 
@@ -344,6 +356,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                             limits=sandbox.Limits(timeout_s=args.timeout), jobs=args.jobs)
     study_name = args.study or f"{candidate.name}-{args.objective}"
     store = Store(args.db)
+    if args.private:
+        cases = private_cases(cases, store.suite_secret())
     study, objective = tune(candidate, store, cases, args.trials, study_name, args.storage, settings)
     out = Path(args.out) / study_name
     out.mkdir(parents=True, exist_ok=True)
@@ -543,6 +557,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    path = "an ordinary user's (user namespace)" if sandbox.pool.use_user_namespace() else "root's (uid nobody)"
+    with sandbox.Worker(sandbox.Limits(timeout_s=120)) as worker:
+        print(f"a worker started on {path} path; layers in force:")
+        for layer in worker.layers:
+            print(f"  {layer}")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -569,6 +592,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "compare": cmd_compare,
     "synth-trace": cmd_synth_trace,
+    "sandbox": cmd_sandbox,
     "presets": cmd_presets,
     "suites": cmd_suites,
 }
@@ -578,8 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, UnknownSuiteError, UnknownPresetError, ContractError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (UsageError, UnknownSuiteError, UnknownPresetError, ContractError, StoreError, SandboxError) as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -142,8 +142,18 @@ def _next_marker(lines: list[str], start: int, expected: str, problem: str, firs
 
 
 # -- applying ----------------------------------------------------------------------------
+class _Ambiguous(Exception):
+    """The SEARCH text matches several places: applying it to the first would be a guess."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+
 def _apply_exact(source: str, block: Block) -> str | None:
-    return source.replace(block.search, block.replace, 1) if block.search in source else None
+    count = source.count(block.search)
+    if count > 1:
+        raise _Ambiguous(count)
+    return source.replace(block.search, block.replace, 1) if count else None
 
 
 def _indent(line: str) -> int:
@@ -155,12 +165,15 @@ def _apply_whitespace(source: str, block: Block) -> str | None:
     search = [line for line in block.search.split("\n") if line.strip()]
     keyed = [(i, line.strip()) for i, line in enumerate(parent) if line.strip()]
     want = [line.strip() for line in search]
-    for start in range(len(keyed) - len(want) + 1):
-        if all(keyed[start + k][1] == want[k] for k in range(len(want))):
-            first, last = keyed[start][0], keyed[start + len(want) - 1][0]
-            shift = _indent(parent[first]) - _indent(search[0])
-            replaced = [_reindent(line, shift) for line in block.replace.split("\n")]
-            return "\n".join(parent[:first] + replaced + parent[last + 1 :])
+    starts = [start for start in range(len(keyed) - len(want) + 1)
+              if all(keyed[start + k][1] == want[k] for k in range(len(want)))]
+    if len(starts) > 1:
+        raise _Ambiguous(len(starts))
+    for start in starts:
+        first, last = keyed[start][0], keyed[start + len(want) - 1][0]
+        shift = _indent(parent[first]) - _indent(search[0])
+        replaced = [_reindent(line, shift) for line in block.replace.split("\n")]
+        return "\n".join(parent[:first] + replaced + parent[last + 1 :])
     return None
 
 
@@ -273,7 +286,11 @@ def apply_diff(parent_source: str, diff: Diff) -> Applied:
         result = Applied(parent_source)
         for number, block in enumerate(diff.blocks, 1):
             for level, matcher in MATCHERS:
-                child = matcher(result.source, block)
+                try:
+                    child = matcher(result.source, block)
+                except _Ambiguous as exc:
+                    raise DiffError(f"block {number} (diff line {block.line}): SEARCH text matches {exc.count} places "
+                                    f"in the parent; include more lines to say which") from None
                 if child is not None:
                     result.source = child
                     result.match_levels.append(level)
@@ -329,8 +346,11 @@ def _check_child(result: Applied) -> None:
 
 def make_child(parent: Candidate, diff_text: str, name: str | None = None) -> tuple[Candidate, Applied]:
     """Parse and apply ``diff_text`` to ``parent``; the child records parent, diff, name and description."""
-    diff = parse_diff(diff_text)
-    applied = apply_diff(parent.source, diff)
+    try:
+        diff = parse_diff(diff_text)
+        applied = apply_diff(parent.source, diff)
+    except (RecursionError, MemoryError):  # the parser's own limits, reached by deeply nested code
+        raise DiffError("the diff or its child is nested too deeply to parse") from None
     child = Candidate(
         name=name or diff.name or f"{parent.name}_child",
         source=applied.source if applied.source.endswith("\n") else applied.source + "\n",

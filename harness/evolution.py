@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import random
+import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,11 +27,12 @@ from pathlib import Path
 
 import yaml
 
-from evaluator.suites import get_suite
+from evaluator.suites import Case, get_suite, private_cases
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
 from harness.leaderboard import case_results, leaderboard
 from harness.operators import LLMOperator, OperatorError, build_operators
+from harness.redact import redact
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
 
@@ -46,6 +49,9 @@ class EvolveConfig:
     parents: list[str]
     operators: dict
     suite: str = "smoke"
+    # Fitness on the suite's private twin (seeds only this store knows): no program can
+    # regenerate the windows it is scored on. False: the public, published seeds.
+    private: bool = True
     seed: int = 0
     islands: int = 2
     children_per_island: int = 2
@@ -78,12 +84,49 @@ def load_config(path: str | Path) -> EvolveConfig:
         config = EvolveConfig(**raw)
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    _check_types(path, raw)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name) or ".." in config.name:
+        raise ConfigError(f"{path}: name {config.name!r} must be a plain folder name (letters, digits, _ . -)")
     try:
         get_suite(config.suite)
         build_operators(config.operators)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
+
+
+# What each key's value must be (bool is not an int here, an int is a float).
+_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "private": bool, "seed": int,
+              "islands": int, "children_per_island": int, "max_evaluations": int, "max_seconds": (float, type(None)),
+              "migration_interval": int, "elite_prob": float, "features": dict, "jobs": int, "timeout_s": float,
+              "memory_mb": int, "out": str}
+_POSITIVE = ("islands", "children_per_island", "max_evaluations", "migration_interval", "jobs", "timeout_s",
+             "memory_mb")
+
+
+def _check_types(path: str | Path, raw: dict) -> None:
+    """Refuse a value of the wrong type or range, naming the key, before anything is written."""
+    for key, value in raw.items():
+        want = _KEY_TYPES[key]
+        wants = want if isinstance(want, tuple) else (want,)
+        ok = any(isinstance(value, int | float) and not isinstance(value, bool) if w is float else
+                 isinstance(value, int) and not isinstance(value, bool) if w is int else isinstance(value, w)
+                 for w in wants)
+        if not ok:
+            names = " or ".join("null" if w is type(None) else w.__name__ for w in wants)
+            raise ConfigError(f"{path}: {key} must be {names}, got {type(value).__name__} {value!r}"[:300])
+        if key in _POSITIVE and not 0 < value < math.inf:
+            raise ConfigError(f"{path}: {key} must be positive, got {value!r}")
+    if not 0 <= float(raw.get("elite_prob", 0.3)) <= 1:
+        raise ConfigError(f"{path}: elite_prob must be between 0 and 1")
+    if not all(isinstance(p, str) for p in raw.get("parents", [])):
+        raise ConfigError(f"{path}: parents must be a list of candidate files or folders")
+    for axis, edges in raw.get("features", {}).items():
+        if not isinstance(edges, list) or not all(isinstance(e, int | float) for e in edges):
+            raise ConfigError(f"{path}: features.{axis} must be a list of bucket edges (numbers)")
+    for name, options in raw.get("operators", {}).items():
+        if not isinstance(options, dict):
+            raise ConfigError(f"{path}: operators.{name} must be a mapping of options")
 
 
 @dataclass
@@ -100,6 +143,8 @@ class Evolution:
         self.store = store
         self.quiet = quiet
         self.cases = get_suite(config.suite)
+        if config.private:
+            self.cases = private_cases(self.cases, store.suite_secret())
         self.operators = build_operators(config.operators)
         self.out = Path(config.out) / config.name
         self.rng = random.Random(config.seed)
@@ -109,6 +154,7 @@ class Evolution:
         self.elapsed = 0.0
         self.history: list[dict] = []  # per generation and island: best and median fitness
         self.metrics: dict[str, dict] = {}
+        self.public_fitness: float | None = None  # the best's on the public suite, when fitness is private
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -138,16 +184,17 @@ class Evolution:
         self.history, self.metrics = state["history"], state["metrics"]
 
     # -- evaluation ------------------------------------------------------------------------
-    def _evaluate(self, candidates: list[Candidate]) -> dict[str, dict]:
+    def _evaluate(self, candidates: list[Candidate], cases: list[Case] | None = None) -> dict[str, dict]:
         """Summary row (leaderboard figures) of each candidate; failed ones have failures > 0."""
+        cases = self.cases if cases is None else cases
         timed = bool({"speedup", "runtime_ms"} & set(self.config.features))
         run_config = RunConfig(
             limits=sandbox.Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb),
             jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed,
         )
-        report = evaluate(self.store, candidates, self.cases, run_config, command=f"evolve {self.config.name}",
+        report = evaluate(self.store, candidates, cases, run_config, command=f"evolve {self.config.name}",
                           suite=self.config.suite)
-        table = leaderboard(case_results(self.store, [c.key for c in self.cases], report.candidate_ids,
+        table = leaderboard(case_results(self.store, [c.key for c in cases], report.candidate_ids,
                                          report.baseline_id))
         rows = {}
         for row in table.to_dict("records"):
@@ -227,9 +274,10 @@ class Evolution:
                     operator.context = {"metrics": self.metrics, "best": self._best_summaries()}
                 try:
                     child = operator.propose(parents, self.rng)
-                except OperatorError as exc:
+                except (OperatorError, RecursionError, MemoryError) as exc:  # the parser's limits too
                     log.append({"island": island, "operator": operator.name, "status": "rejected",
-                                "reason": str(exc), "parents": [p.id for p in parents]})
+                                "reason": redact(str(exc) or exc.__class__.__name__),
+                                "parents": [p.id for p in parents]})
                     continue
                 proposals.append((island, operator.name, child))
         fresh = [c for _, _, c in proposals if c.id not in self.metrics]
@@ -287,6 +335,9 @@ class Evolution:
             self.step()
             idle = idle + 1 if self.evaluations == before else 0
         best = max((m for a in self.archives for m in a.values()), key=lambda m: (m.fitness, m.candidate_id))
+        if self.config.private:  # the published figure: the best on the public suite, beside the others
+            row = self._evaluate([self.store.get_candidate(best.candidate_id)], get_suite(self.config.suite))
+            self.public_fitness = row[best.candidate_id]["gpu_balancedness"]
         self.write_outputs(best)
         return best
 

@@ -22,6 +22,7 @@ from typing import Protocol
 from harness.candidate import Candidate
 from harness.diffs import DiffError, make_child
 from harness.knobs import KnobError, bake, declared_knobs, find_literals
+from harness.redact import redact
 
 
 class OperatorError(Exception):
@@ -202,9 +203,15 @@ class LLMOperator:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 payload = json.load(response)
-            return payload["choices"][0]["message"]["content"]
-        except (urllib.error.URLError, TimeoutError, KeyError, IndexError, ValueError) as exc:
-            raise OperatorError(f"LLM request failed: {exc.__class__.__name__}: {exc}") from None
+            content = payload["choices"][0]["message"]["content"]
+        except urllib.error.HTTPError as exc:  # what the endpoint said, which may echo the request's headers
+            said = " ".join(exc.read(300).decode(errors="replace").split())
+            raise OperatorError(redact(f"LLM request failed: HTTP {exc.code}: {said}")) from None
+        except (urllib.error.URLError, TimeoutError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise OperatorError(redact(f"LLM request failed: {exc.__class__.__name__}: {exc}")) from None
+        if not isinstance(content, str) or not content.strip():
+            raise OperatorError("the LLM answered no text (content null or empty)")
+        return content
 
 
 def build_operators(spec: dict) -> list[tuple[Operator, float]]:

@@ -1,14 +1,17 @@
 """Evaluate candidates on cases: contained, parallel, resumable, fairly timed.
 
-Three phases, all through :mod:`harness.sandbox`:
+Each task is a harness function that drives one sandboxed worker
+(:func:`harness.sandbox.run_tasks`): the candidate runs there, everything that judges it
+(validation, scoring, timing, the store) runs here. Three phases:
 
 1. **load**: each candidate is imported once in a worker; one that fails the
    contract is recorded as failed on every case and skipped.
 2. **score** (parallel, ``jobs`` workers): the t -> t+1 and oracle figures of each
    (candidate, case) not yet in the store. Each result is committed as it arrives.
 3. **time** (serial, one worker at a time, nothing else running): the rebalance
-   call of every scored candidate and of the baseline, case by case, so runtimes
-   and their ratio to the baseline are taken under the same conditions.
+   call of every scored candidate and of the baseline, case by case, on the same
+   secret, unmemoisable inputs, so runtimes and their ratio to the baseline are taken
+   under the same conditions.
 """
 
 from __future__ import annotations
@@ -153,11 +156,15 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
         store.drop_limit_failures(candidate.id, config.limits.to_dict())
         done = store.evaluated_case_keys(candidate.id)
         for case in cases:
-            if case.key not in done:
-                store.add_evaluation(
-                    report.run_id, candidate.id, case.to_dict(), None, outcome.failure_kind, outcome.reason,
-                    limits=config.limits.to_dict(),
-                )
+            if case.key in done:
+                report.reused += 1
+                continue
+            store.add_evaluation(
+                report.run_id, candidate.id, case.to_dict(), None, outcome.failure_kind, outcome.reason,
+                limits=config.limits.to_dict(),
+            )
+            report.scored += 1
+            report.failed += 1
     # Keep the callers' order (run_tasks yields in completion order).
     order = {c.id: i for i, c in enumerate(everyone)}
     return sorted(loadable, key=lambda c: order[c.id])

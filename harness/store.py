@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import secrets
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -33,8 +34,15 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from harness.candidate import Candidate
@@ -130,6 +138,14 @@ class EvolutionEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class SecretRow(Base):
+    """Values a store keeps for itself alone, e.g. the seed of its private suites."""
+
+    __tablename__ = "store_secrets"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 def retry_on_schema_race(create, attempts: int = 5):
     """Run ``create`` (a schema or study creation), retrying when a concurrent worker raced it.
 
@@ -170,18 +186,50 @@ def _package_versions() -> dict:
 _CANDIDATE_FIELDS = ("name", "source", "path", "description", "origin", "diff")
 
 
-class Store:
-    """A results database. ``Store(url)`` creates the tables when missing."""
+class StoreError(Exception):
+    """The store cannot be opened; the message is one line naming the URL (password hidden)."""
 
-    def __init__(self, url: str = DEFAULT_URL):
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+class Store:
+    """A results database. ``Store(url)`` creates the tables when missing.
+
+    ``create=False`` (for commands that only read) refuses a SQLite file that does not
+    exist instead of creating an empty one.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, create: bool = True):
         self.url = url
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
-        _add_missing_columns(self.engine)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"--db {url!r} is not a database URL (e.g. {DEFAULT_URL} or "
+                             f"postgresql://user@host/db)") from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            path = Path(parsed.database)
+            if not create and not path.exists():
+                raise StoreError(f"no results store at {url} (the file {path} does not exist)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
+            _add_missing_columns(self.engine)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise StoreError(f"--db {_shown(url)}: {exc}") from None
+        except ImportError as exc:
+            raise StoreError(f"--db {_shown(url)}: its driver {exc.name!r} is not installed "
+                             f"(for PostgreSQL, postgresql+psycopg2://... uses the installed one)") from None
+        except (OperationalError, DBAPIError) as exc:
+            first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+            raise StoreError(f"cannot open the results store {_shown(url)}: {first}") from None
         # Forked workers must not close the parent's connections (PostgreSQL sockets).
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
@@ -207,6 +255,19 @@ class Store:
             if row is None:
                 raise KeyError(candidate_id)
             return Candidate(parent_ids=tuple(row.parent_ids), **{f: getattr(row, f) for f in _CANDIDATE_FIELDS})
+
+    def suite_secret(self) -> str:
+        """This store's secret for private suites (:func:`evaluator.suites.private_cases`), made on first use."""
+        with self.session() as s:
+            row = s.get(SecretRow, "suite_seed")
+            if row is None:
+                s.add(SecretRow(name="suite_seed", value=secrets.token_hex(16)))
+                try:
+                    s.commit()
+                except IntegrityError:  # another process made it first
+                    s.rollback()
+                row = s.get(SecretRow, "suite_seed")
+            return row.value
 
     # -- runs ----------------------------------------------------------------------
     def start_run(self, command: str, suite: str | None) -> int:

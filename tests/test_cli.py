@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 from sqlalchemy import create_engine, text
 
@@ -17,6 +18,7 @@ from harness.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "candidates" / "deepseek_baseline.py")
+BASE_SOURCE = Path(BASELINE).read_text()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -39,6 +41,7 @@ def test_evaluate_prints_table_and_writes_csv_and_json(tmp_path, capsys):
     assert len(json.loads((run_dir / "cases.json").read_text())) == 6
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path):
     db = f"sqlite:///{tmp_path}/h.db"
     for args, needle in [
@@ -55,6 +58,42 @@ def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path):
     assert not (tmp_path / "h.db").exists(), "bad arguments must not create the store"
 
 
+NESTED = "x = 1" + "+1" * 200000 + "\n"  # RecursionError in Python's parser
+UNARY = "x = " + "-" * 100000 + "1\n"  # MemoryError in Python's parser
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    db = f"sqlite:///{tmp_path}/h.db"
+    (nested := tmp_path / "nested.py").write_text(BASE_SOURCE + NESTED)
+    (unary := tmp_path / "unary.py").write_text(BASE_SOURCE + UNARY)
+    (twice := tmp_path / "twice.txt").write_text("<<<<<<< SEARCH\n    Returns:\n=======\n    Gives:\n>>>>>>> REPLACE\n")
+    (deep := tmp_path / "deep.txt").write_text("<<<<<<< SEARCH\nimport torch\n=======\nimport torch\n" + NESTED
+                                               + ">>>>>>> REPLACE\n")
+    return [
+        (["evaluate", BASELINE, "--timeout", "inf", "--db", db], "--timeout: must be a positive finite number"),
+        (["evaluate", BASELINE, "--timeout", "nan", "--db", db], "--timeout: must be a positive finite number"),
+        (["evaluate", BASELINE, "--suite", "smoke", "--db", "notaurl"], "--db 'notaurl' is not a database URL"),
+        (["leaderboard", "--db", "postgresql+psycopg2://u:pw@127.0.0.1:1/x"],
+         "cannot open the results store postgresql+psycopg2://u:***@127.0.0.1:1/x"),
+        (["leaderboard", "--db", f"sqlite:///{tmp_path}/typo.db"], "no results store at"),
+        (["evaluate", str(nested), "--db", db], "nested: nested too deeply to parse"),
+        (["evaluate", str(unary), "--db", db], "unary: nested too deeply to parse"),
+        (["apply-diff", BASELINE, str(twice), "--db", db], "SEARCH text matches"),
+        (["apply-diff", BASELINE, str(deep), "--db", db], "nested too deeply to parse"),
+    ]
+
+
+def test_more_bad_input_gets_one_line_and_nonzero_exit_and_writes_nothing(tmp_path, capsys):
+    for args, needle in _bad_inputs(tmp_path):
+        code = main(args)
+        err = capsys.readouterr().err
+        assert code in (1, 2), args
+        assert needle in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+        assert "pw@" not in err
+    assert not (tmp_path / "h.db").exists() and not (tmp_path / "typo.db").exists()
+
+
 def test_broken_candidate_fails_alone(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("def balanced_packing(weight, num_packs):\n    return weight\n")
@@ -68,6 +107,7 @@ def test_broken_candidate_fails_alone(tmp_path):
     assert "| deepseek_baseline" in result.stdout
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path):
     db_path = tmp_path / "h.db"
     args = [sys.executable, "-m", "harness", "evaluate", BASELINE, "--suite", "default", "--db",
@@ -104,6 +144,7 @@ def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path):
     assert f"{27 - len(first)} evaluated, {len(first)} reused" in result.stdout
 
 
+@pytest.mark.slow
 def test_leaderboard_writes_table_and_three_real_pngs(tmp_path):
     db = f"sqlite:///{tmp_path}/h.db"
     assert main(["evaluate", BASELINE, str(ROOT / "candidates"), "--suite", "smoke", "--db", db, "--out",

@@ -157,6 +157,7 @@ def test_seed_applies_to_the_baseline_by_function(seed):
         assert callable(module.balanced_packing_diverse)
 
 
+@pytest.mark.slow
 def test_seed_children_pass_validation_on_default_suite_and_show_by_name(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/h.db")
     children = [make_child(baseline(), seed.read_text())[0] for seed in SEEDS]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from harness.candidate import baseline, from_file, from_source
+from harness.cli import main
 from harness.evolution import ConfigError, Evolution, load_config
 from harness.knobs import bake, declared_knobs, find_literals
 from harness.operators import Crossover, KnobPerturbation, LLMOperator, OperatorError
@@ -84,6 +85,29 @@ def test_bad_config_is_one_clear_error(tmp_path):
         load_config(write_config(tmp_path, suite="nope"))
 
 
+@pytest.mark.parametrize("override, message", [
+    ({"islands": "two"}, "islands must be int, got str 'two'"),
+    ({"jobs": 1.5}, "jobs must be int, got float"),
+    ({"private": "yes"}, "private must be bool"),
+    ({"max_evaluations": 0}, "max_evaluations must be positive"),
+    ({"timeout_s": -1}, "timeout_s must be positive"),
+    ({"max_seconds": "soon"}, "max_seconds must be float or null"),
+    ({"features": {"gpu_balancedness": "high"}}, "features.gpu_balancedness must be a list"),
+    ({"operators": {"knobs": 3}}, "operators.knobs must be a mapping"),
+    ({"parents": [1, 2]}, "parents must be a list of candidate files"),
+    ({"name": "../../x"}, "name '../../x' must be a plain folder name"),
+    ({"name": "/etc"}, "must be a plain folder name"),
+])
+def test_a_wrong_typed_config_value_is_refused_before_anything_is_written(tmp_path, override, message):
+    db = tmp_path / "h.db"
+    path = write_config(tmp_path, **override)
+    assert main(["evolve", "--config", str(path), "--db", f"sqlite:///{db}", "--quiet"]) == 2
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+    assert not db.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
 def test_seeded_evolve_beats_baseline_on_default_suite_and_repeats_its_lineage(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/h.db")
     config = load_config(write_config(tmp_path, suite="default", max_evaluations=6,
@@ -107,6 +131,7 @@ def test_seeded_evolve_beats_baseline_on_default_suite_and_repeats_its_lineage(t
     assert (Path(config.out) / "t" / "events.jsonl").read_text() == events
 
 
+@pytest.mark.slow
 def test_resume_continues_from_saved_state(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/h.db")
     config = load_config(write_config(tmp_path, max_evaluations=2))
@@ -197,3 +222,62 @@ def test_population_and_proposals_are_recorded_in_the_store(tmp_path):
     assert {(i, m.candidate_id) for i, a in enumerate(evolution.archives) for m in a.values()} == {
         (i, c) for g, i, c in archived if g == last}
     assert any(r.operator != "archive" for r in rows)
+
+
+class _HostileLLM(BaseHTTPRequestHandler):
+    """Answers 401 echoing the Authorization header it got, then a null content, then an empty one."""
+
+    calls = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls += 1
+        if type(self).calls % 3 == 1:
+            payload, code = f"invalid credentials: {self.headers['Authorization']}".encode(), 401
+        else:
+            content = None if type(self).calls % 3 == 2 else ""
+            answer = {"choices": [{"message": {"role": "assistant", "content": content}}]}
+            payload, code = json.dumps(answer).encode(), 200
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_llm_errors_are_rejections_and_the_key_is_written_nowhere(tmp_path, monkeypatch):
+    key = "sk-evolve-secret-0123456789"
+    monkeypatch.setenv("EPLB_TEST_LLM_KEY", key)
+    server = HTTPServer(("127.0.0.1", 0), _HostileLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = Store(f"sqlite:///{tmp_path}/h.db")
+        config = load_config(write_config(tmp_path, max_evaluations=1, islands=1, children_per_island=3, operators={
+            "llm": {"base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "m",
+                    "api_key_env": "EPLB_TEST_LLM_KEY"}}))
+        evolution = Evolution(config, store)
+        evolution.run()
+    finally:
+        server.shutdown()
+    events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
+    rejected = [e["reason"] for e in events if e["status"] == "rejected"]
+    assert any("HTTP 401: invalid credentials: Bearer [redacted]" in r for r in rejected), rejected
+    assert any("content null or empty" in r for r in rejected), rejected
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if key.encode() in p.read_bytes()]
+
+
+def test_a_diff_nested_too_deeply_to_parse_is_a_rejected_proposal(tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    nested = "x = 1" + "+1" * 200000
+    diff = f"<<<<<<< SEARCH\nimport torch\n=======\nimport torch\n{nested}\n>>>>>>> REPLACE\n"
+    (library / "deep.txt").write_text(diff)
+    config = load_config(write_config(tmp_path, max_evaluations=1, islands=1, children_per_island=2, parents=[BASELINE],
+                                      operators={"diff_library": {"folder": str(library)}}))
+    Evolution(config, Store(f"sqlite:///{tmp_path}/h.db")).run()
+    events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
+    assert {e["reason"] for e in events if e["status"] == "rejected"} == {"the diff or its child is nested too deeply "
+                                                                          "to parse"}

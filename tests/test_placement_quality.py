@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from evaluator.metrics import duplicate_replicas, gpu_loads
@@ -72,6 +73,7 @@ def test_migration_aware_candidate_moves_under_ten_percent_where_the_baseline_do
     assert sticky_bal > base_bal
 
 
+@pytest.mark.slow
 def test_replay_sweep_writes_tradeoff_plot_and_one_row_per_knob_value(tmp_path):
     trace = tmp_path / "noisy.npy"
     run = [sys.executable, "-m", "harness"]

@@ -117,3 +117,9 @@ def test_stored_results_are_reused_unless_forced(run):
     assert (again.scored, again.reused) == (0, 2 * len(CASES))
     forced = evaluate(store, [], CASES, RunConfig(quiet=True, time_runs=False, force=True))
     assert forced.scored == len(CASES)
+
+
+def test_load_failures_count_in_the_run_summary(run):
+    _, report, per_case = run
+    assert report.failed == int((~per_case["ok"].astype(bool)).sum()) == (len(MISBEHAVING)) * len(CASES)
+    assert report.scored == len(per_case)

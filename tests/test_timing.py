@@ -36,8 +36,8 @@ _CHURN = textwrap.dedent("""
 def _faults_per_call(warm: bool) -> float:
     source = baseline().source + _CHURN
     if not warm:  # the worker's allocator warm-up undone: glibc's default thresholds again
-        source = "import ctypes\nctypes.CDLL(None).mallopt(-1, 128 * 1024)\nctypes.CDLL(None).mallopt(-3, 128 * 1024)\n" \
-            + source
+        reset = "import ctypes\nctypes.CDLL(None).mallopt(-1, 128 * 1024)\nctypes.CDLL(None).mallopt(-3, 128 * 1024)\n"
+        source = reset + source
     weight = np.ones((2, 8), dtype=np.int64)
     with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
         worker.load("churn", source)
@@ -55,15 +55,19 @@ def test_timing_stats_summarise_the_samples():
         TimingStats.from_samples([], warmup=1)
 
 
-def test_timing_windows_are_distinct_fresh_and_close_to_the_case_windows():
+def test_timing_windows_are_distinct_renamed_copies_of_the_case_windows():
     history = np.random.default_rng(0).integers(0, 50, size=(2, 3, 8))
-    windows = timing_windows(history, 9, np.random.default_rng(1))
-    assert len({w.tobytes() for w in windows}) == 9
-    assert all(w.dtype == history.dtype and not np.shares_memory(w, history) for w in windows)
-    for i, w in enumerate(windows):
-        assert np.all((w - history[i % 2] >= 0) & (w - history[i % 2] <= 1))
+    inputs = timing_windows(history, 9, np.random.default_rng(1), num_groups=2)
+    assert len({w.tobytes() for w, _ in inputs}) == 9
+    for i, (w, perm) in enumerate(inputs):
+        assert w.dtype == history.dtype and not np.shares_memory(w, history)
+        # a renaming that keeps the two groups of 4 experts whole
+        assert (np.sort(perm, axis=1) == np.arange(8)).all()
+        assert (np.sort(perm.reshape(3, 2, 4) // 4, axis=2) == perm.reshape(3, 2, 4)[:, :, :1] // 4).all()
+        added = w - np.take_along_axis(history[i % 2], perm, axis=1)
+        assert np.all((added >= 0) & (added <= 1))
     floats = timing_windows(history.astype(float), 4, np.random.default_rng(1))
-    assert len({w.tobytes() for w in floats}) == 4
+    assert len({w.tobytes() for w, _ in floats}) == 4
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and ru_minflt")

@@ -128,6 +128,59 @@ def test_other_bad_files(tmp_path):
         load_trace(csv)
 
 
+def _terabyte_npy() -> bytes:
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000, 1000), }"
+    header = header.ljust(118) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(64)
+
+
+def _write_npz_member(path: Path, name: str, data: bytes) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(name, data)
+
+
+def _jsonl(p2l) -> str:
+    return json.dumps({"record_type": "eplb_load_stats", "expert_load": [[1, 2]], "p2l_map": p2l}) + "\n"
+
+
+# Each writes a bad file that used to raise an unhelpful exception or be silently misread.
+BAD_FILES = {
+    "empty.npy": (lambda p: p.write_bytes(b""), "not a readable .npy array"),
+    "empty.npz": (lambda p: p.write_bytes(b""), "not a readable numpy file"),
+    "terabytes.npy": (lambda p: p.write_bytes(_terabyte_npy()), "header claims 80000000000000 bytes"),
+    "terabytes.npz": (lambda p: _write_npz_member(p, "load.npy", _terabyte_npy()), "array 'load': header claims"),
+    "strings.npy": (lambda p: np.save(p, np.array([["1", "2"]])), "dtype <U1 is not a number type"),
+    "complex.npy": (lambda p: np.save(p, np.ones((2, 3), dtype=complex)), "dtype complex128 is not a number"),
+    "complex.pt": (lambda p: torch.save({"logical_count": torch.ones(2, 3, dtype=torch.complex64)}, p),
+                   "logical_count: torch.complex64 values are not loads"),
+    "no_map.pt": (lambda p: torch.save({"records": [{"global_physical_count": [[1, 2]]}]}, p),
+                  "without last_physical_to_logical_map"),
+    "records_int.pt": (lambda p: torch.save({"records": 5, "last_physical_to_logical_map": [[0, 1]]}, p),
+                       "records must be a non-empty list"),
+    "records_str.pt": (lambda p: torch.save({"records": [{"global_physical_count": "x"}],
+                                             "last_physical_to_logical_map": [[0, 1]]}, p),
+                       r"records\[0\].global_physical_count: not an array of numbers"),
+    "records_ragged.pt": (lambda p: torch.save({"records": [{"global_physical_count": [[1, 2]]},
+                                                            {"global_physical_count": [[1, 2, 3]]}],
+                                                "last_physical_to_logical_map": [[0, 1]]}, p),
+                          "counts of one shape"),
+    "minus_one.jsonl": (lambda p: p.write_text(_jsonl([[0, -1]])), r"map entry \[0\]\[1\] = -1 is not an expert id"),
+    "half.jsonl": (lambda p: p.write_text(_jsonl([[0, 0.5]])), r"map entry \[0\]\[1\] = 0.5 is not an expert id"),
+    "too_big.jsonl": (lambda p: p.write_text(_jsonl([[0, 7]])), r"map entry \[0\]\[1\] = 7 is not an expert id"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_bad_file_is_refused_with_one_line_naming_it(tmp_path, name):
+    write, message = BAD_FILES[name]
+    write(path := tmp_path / name)
+    with pytest.raises(TraceError, match=message) as err:
+        load_trace(path, num_experts=2 if name.endswith(".jsonl") else None)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
 def test_protocol_places_on_window_t_and_scores_on_t_plus_1(tmp_path, baseline_rebalance):
     path = write_json_history(tmp_path / "h.json")
     case = Case.from_trace(str(path), "mixtral-8x7b", window=2)

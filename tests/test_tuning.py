@@ -71,6 +71,7 @@ def test_literals_tune_a_seed_derived_child(tmp_path):
 
 
 @pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL is not installed here (.ci/run installs it)")
+@pytest.mark.slow
 def test_concurrent_workers_share_one_postgres_study(tmp_path):
     with postgres_server() as url:
         args = [sys.executable, "-m", "harness", "tune", str(FAST), "--trials", "3", "--study", "shared",

@@ -28,6 +28,7 @@ import errno
 import os
 import platform
 import resource
+import select
 import site
 import struct
 import sys
@@ -58,14 +59,22 @@ def _prctl(option: int, arg: int) -> None:
     _errcheck(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
 
 
-def die_with_parent(expected_ppid: int) -> None:
+def die_with_parent(lifeline_fd: int) -> None:
     """SIGKILL this process when its parent dies, and exit at once if it already has.
 
-    ``expected_ppid`` is the parent's pid as this process sees it (0 for the first
-    process of a new PID namespace).
+    ``lifeline_fd`` is the read end of a pipe whose write end only the parent holds: at
+    end of file, the parent is gone (``getppid()`` cannot tell across a PID namespace).
+    The kernel clears the setting when credentials change: call it again after that.
     """
     _prctl(PR_SET_PDEATHSIG, 9)
-    if os.getppid() != expected_ppid:
+    if select.select([lifeline_fd], [], [], 0)[0]:
+        os._exit(1)
+
+
+def die_with_parent_pid(parent_pid: int) -> None:
+    """The same for a process in its parent's PID namespace, which ``getppid()`` can check."""
+    _prctl(PR_SET_PDEATHSIG, 9)
+    if os.getppid() != parent_pid:
         os._exit(1)
 
 
@@ -283,7 +292,7 @@ def _seccomp() -> bool:
     return _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) == 0
 
 
-def confine(namespaces: list[str], fallback_workdir: str, memory_mb: int, output_mb: int,
+def confine(namespaces: list[str], fallback_workdir: str, memory_mb: int, output_mb: int, lifeline_fd: int,
             extra_read: tuple[str, ...] = ()) -> dict:
     """Confine this process (see the module docstring); returns ``{"workdir", "layers"}``.
 
@@ -302,6 +311,7 @@ def confine(namespaces: list[str], fallback_workdir: str, memory_mb: int, output
             pass
     if as_nobody:
         _drop_to_nobody()
+        die_with_parent(lifeline_fd)  # the uid change cleared it
         layers.append("uid nobody")
     os.chdir(workdir)
     _rlimits(memory_mb, output_mb, as_nobody)

@@ -134,19 +134,21 @@ class _Server:
         return entries
 
 
-def main(spec: dict, task_fd: int, shm_fd: int, namespaces: list[str]) -> None:
+def main(spec: dict, task_fd: int, shm_fd: int, lifeline_fd: int, namespaces: list[str]) -> None:
     """The worker process, from its fork to its exit. Never returns."""
     code, sock = 0, None
     try:
-        jail.die_with_parent(0 if "pid" in namespaces else spec["keeper_pid"])
-        os.setsid()
         os.dup2(task_fd, 3)
         os.dup2(shm_fd, 4)
-        os.closerange(5, 1 << 16)
+        os.dup2(lifeline_fd, 5)
+        os.closerange(6, 1 << 16)
+        jail.die_with_parent(5)
+        os.setsid()
         sock = socket.socket(fileno=3)
         shm = mmap.mmap(4, spec["shm_bytes"])
         os.close(4)
-        confined = jail.confine(namespaces, spec["workdir"], spec["memory_mb"], spec["output_mb"])
+        confined = jail.confine(namespaces, spec["workdir"], spec["memory_mb"], spec["output_mb"], lifeline_fd=5)
+        os.close(5)
         log_fd = os.open(os.path.join(confined["workdir"], "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)

@@ -47,14 +47,16 @@ def _keeper(spec: dict, task_fd: int, shm_fd: int, status_fd: int, zygote_pid: i
 
     try:
         os.dup2(os.open(os.devnull, os.O_RDWR), 2)
-        jail.die_with_parent(zygote_pid)
+        jail.die_with_parent_pid(zygote_pid)
+        lifeline_r, lifeline_w = os.pipe()  # the worker's way to know this keeper is alive
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         namespaces = jail.enter_namespaces(spec["user_namespace"]) if spec["namespaces"] else []
-        keeper_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(status_fd)
-            worker.main({**spec, "keeper_pid": keeper_pid}, task_fd, shm_fd, namespaces)
+            os.close(lifeline_w)
+            worker.main(spec, task_fd, shm_fd, lifeline_r, namespaces)
+        os.close(lifeline_r)
         os.close(task_fd)
         os.close(shm_fd)
         os.write(status_fd, f"pid {pid}\n".encode())
