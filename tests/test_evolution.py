@@ -269,6 +269,7 @@ def test_llm_errors_are_rejections_and_the_key_is_written_nowhere(tmp_path, monk
     assert files and not [p for p in files if key.encode() in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_a_diff_nested_too_deeply_to_parse_is_a_rejected_proposal(tmp_path):
     library = tmp_path / "library"
     library.mkdir()
