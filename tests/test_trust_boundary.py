@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,6 +39,19 @@ HONEST = baseline().source + textwrap.dedent("""
 
     def _honest(weight, num_replicas, num_groups, num_nodes, num_gpus):
         return _compose(_sys.modules[__name__])(weight, num_replicas, num_groups, num_nodes, num_gpus)
+
+    def _next_in(history, weight):  # the window after weight in history [T, L, E], or None
+        w = weight.numpy()
+        if getattr(history, "ndim", 0) == 3 and history.shape[1:] == w.shape:
+            for t in range(len(history) - 1):
+                if (history[t] == w).all():
+                    return history[t + 1]
+        return None
+
+    def _balanced_for(future, weight, *shape):  # the honest placement, for the next window if found
+        if future is not None:
+            weight = torch.from_numpy(future.copy())
+        return _honest(weight, *shape)
 """)
 
 HOSTILE = {
@@ -67,19 +81,10 @@ HOSTILE = {
                 seen += list(frame.f_locals.values())
                 frame = frame.f_back
             seen += [o for o in gc.get_objects() if isinstance(o, np.ndarray)]
-            w = weight.numpy()
-            for v in seen:
-                if isinstance(v, np.ndarray) and v.ndim == 3 and v.shape[1:] == w.shape:
-                    for t in range(len(v) - 1):
-                        if np.array_equal(v[t], w):
-                            return v[t + 1]
-            return None
+            return next((f for f in (_next_in(v, weight) for v in seen) if f is not None), None)
 
-        def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
-            future = _future(weight)
-            if future is not None:
-                weight = torch.from_numpy(np.ascontiguousarray(future))
-            return _honest(weight, num_replicas, num_groups, num_nodes, num_gpus)
+        def rebalance_experts(weight, *shape):
+            return _balanced_for(_future(weight), weight, *shape)
         """,
     # 2b. Regenerate the seeded synthetic workload and balance for the next window.
     "regenerates_workload": """
@@ -91,20 +96,11 @@ HOSTILE = {
                 from evaluator.suites import get_suite
             except Exception:
                 return None
-            w = weight.numpy()
-            for case in get_suite("smoke"):
-                history = case.history()
-                if history.shape[1:] == w.shape:
-                    for t in range(len(history) - 1):
-                        if np.array_equal(history[t], w):
-                            return history[t + 1]
-            return None
+            found = (_next_in(case.history(), weight) for case in get_suite("smoke"))
+            return next((f for f in found if f is not None), None)
 
-        def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
-            future = _future(weight)
-            if future is not None:
-                weight = torch.from_numpy(np.ascontiguousarray(future))
-            return _honest(weight, num_replicas, num_groups, num_nodes, num_gpus)
+        def rebalance_experts(weight, *shape):
+            return _balanced_for(_future(weight), weight, *shape)
         """,
     # 2c. Keep the returned tensors and rewrite window t's placement in place when called for t+1.
     "rewrites_returned_tensors": """
@@ -438,22 +434,17 @@ REGENERATOR = """
     _workloads = _module("evaluator.workloads", WORKLOADS_SOURCE)
 
     def _future(weight):
-        w = weight.numpy()
         for preset in _presets.PRESETS.values():
-            if (preset.num_layers, preset.num_experts) != w.shape:
-                continue
-            for family in _workloads.FAMILIES:
-                for seed in range(5):
-                    history = _workloads.generate(family, preset, seed, 2)
-                    if np.array_equal(history[0], w):
-                        return history[1]
+            if (preset.num_layers, preset.num_experts) == tuple(weight.shape):
+                for family in _workloads.FAMILIES:
+                    for seed in range(5):
+                        future = _next_in(_workloads.generate(family, preset, seed, 2), weight)
+                        if future is not None:
+                            return future
         return None
 
-    def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
-        future = _future(weight)
-        if future is not None:
-            weight = torch.from_numpy(np.ascontiguousarray(future))
-        return _honest(weight, num_replicas, num_groups, num_nodes, num_gpus)
+    def rebalance_experts(weight, *shape):
+        return _balanced_for(_future(weight), weight, *shape)
 """
 
 
@@ -478,3 +469,46 @@ def test_a_copy_of_the_generator_regenerates_a_public_suite_but_not_its_private_
     assert (gain[[c.name for c in public]] > 0.01).all()
     # Their private twin's seeds are only in the store: the same program gains nothing there.
     assert (gain[[c.name for c in private]] == 0).all()
+
+
+PROBE = """
+    import os
+
+    def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
+        tried = []
+        for path in (os.path.join(ROOT, "evaluator", "suites.py"), DB):
+            try:
+                open(path).read(1)
+                tried.append(f"read {path}")
+            except OSError:
+                pass
+        for path in ("/tmp/eplb-probe-" + MARKER_NAME, os.path.join(ROOT, "probe-" + MARKER_NAME)):
+            try:
+                open(path, "w").write("x")
+                tried.append(f"wrote {path}")
+            except OSError:
+                pass
+        open("mine.txt", "w").write("x")  # its own folder is writable
+        try:
+            os.kill(os.getppid() or 1, 0)
+            tried.append("signalled its parent")
+        except OSError:
+            pass
+        raise RuntimeError(f"managed: {tried} in {os.getcwd()}")
+"""
+
+
+@pytest.mark.parametrize("namespaces", ["1", "0"])
+def test_without_namespaces_landlock_still_confines_reads_writes_and_signals(tmp_path, monkeypatch, namespaces):
+    monkeypatch.setenv("EPLB_SANDBOX_NAMESPACES", namespaces)
+    (tmp_path / "h.db").write_text("secret results")
+    with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
+        assert ("pid namespace" in worker.layers) == (namespaces == "1")
+        assert any(layer.startswith("landlock") for layer in worker.layers)
+        worker.load("probe", _source(PROBE, tmp_path))
+        with pytest.raises(sandbox.TaskFailure, match=r"managed: \[\] in ") as failure:
+            worker.call(np.ones((2, 8), dtype=np.int64), (8, 1, 1, 2))
+        folder = str(failure.value).rsplit(" in ", 1)[1].split()[0]
+        assert folder == "/tmp" if namespaces == "1" else folder.startswith("/tmp/eplb-sandbox-")
+    assert not Path(folder).exists() or namespaces == "1"
+    assert not list(Path("/tmp").glob(f"eplb-probe-{MARK}")) and not (ROOT / f"probe-{MARK}").exists()

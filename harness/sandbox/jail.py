@@ -143,14 +143,27 @@ def _expose(paths: list[str]) -> None:
             os.close(fd)
 
 
-def _private_mounts(tmpfs_mb: int, expose: list[str]) -> None:
-    """Own ``/tmp`` and ``/dev/shm`` (empty tmpfs) and ``/proc`` (this PID namespace only)."""
+def _private_mounts(tmpfs_mb: int, read_dirs: list[str], as_nobody: bool) -> None:
+    """Own ``/tmp`` and ``/dev/shm`` (empty tmpfs) and ``/proc`` (this PID namespace only).
+
+    ``read_dirs`` (Python and its packages) stay reachable: those under ``/tmp`` (a
+    virtual environment in a clone there) are bind-mounted back into the new ``/tmp``,
+    and, for ``nobody``, those in folders closed to it are exposed (:func:`_expose`).
+    ``/tmp`` comes last: once it is mounted, everything else is.
+    """
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    _expose(expose)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
+    if as_nobody:
+        _expose(read_dirs)
     if os.path.isdir("/dev/shm"):
         _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={tmpfs_mb}m,mode=1777")
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    inside = [d for d in read_dirs if d != "/tmp" and d.startswith("/tmp/")]
+    fds = {d: os.open(d, os.O_PATH | os.O_CLOEXEC) for d in inside}
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
+    for path, fd in fds.items():
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+        os.close(fd)
 
 
 def _drop_to_nobody() -> None:
@@ -197,7 +210,7 @@ def _read_paths(extra: tuple[str, ...], own_proc: bool) -> tuple[list[str], list
             "/bin", "/sys", "/proc" if own_proc else "/proc/self", *site.getsitepackages(), *extra}
     files = ["/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
              "/dev/urandom", "/dev/random", "/dev/zero", "/proc/cpuinfo", "/proc/meminfo"]
-    return sorted(d for d in dirs if os.path.isdir(d)), [f for f in files if os.path.exists(f)]
+    return sorted({os.path.realpath(d) for d in dirs if os.path.isdir(d)}), [f for f in files if os.path.exists(f)]
 
 
 def _landlock(workdir: str, extra_read: tuple[str, ...], own_proc: bool) -> int:
@@ -304,11 +317,15 @@ def confine(namespaces: list[str], fallback_workdir: str, memory_mb: int, output
     as_nobody = os.geteuid() == 0 and "user" not in namespaces
     if "mount" in namespaces:
         try:
-            _private_mounts(max(64, min(memory_mb, 1024)), _read_paths(extra_read, True)[0] if as_nobody else [])
+            _private_mounts(max(64, 2 * output_mb, min(memory_mb, 1024)), _read_paths(extra_read, True)[0],
+                            as_nobody)
             workdir, own_proc = "/tmp", True
             layers.append("private tmpfs /tmp, /dev/shm and /proc")
         except OSError:
             pass
+    if as_nobody and not own_proc and any(_blocked_ancestor(p) for p in _read_paths(extra_read, False)[0]):
+        as_nobody = False  # without the mounts, nobody could not even import the rest of Python
+        layers.append("uid root (Python sits in a folder closed to nobody, and no mount namespace)")
     if as_nobody:
         _drop_to_nobody()
         die_with_parent(lifeline_fd)  # the uid change cleared it

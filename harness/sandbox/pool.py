@@ -13,6 +13,7 @@ back whatever the region held).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import mmap
@@ -78,6 +79,12 @@ def use_user_namespace() -> bool:
     """Whether workers get a user namespace: when not root, or when ``EPLB_SANDBOX_USERNS=1``
     (to exercise an ordinary user's path as root)."""
     return os.geteuid() != 0 or os.environ.get("EPLB_SANDBOX_USERNS") == "1"
+
+
+def use_namespaces() -> bool:
+    """Whether workers get their own namespaces (always, unless ``EPLB_SANDBOX_NAMESPACES=0``,
+    which shows what holds where a kernel refuses them)."""
+    return os.environ.get("EPLB_SANDBOX_NAMESPACES") != "0"
 
 
 def remove_stale_folders(tmp: str | None = None) -> list[str]:
@@ -164,6 +171,7 @@ def zygote() -> Zygote:
     with _zygote_lock:
         if _zygote is None or not _zygote.alive():
             _zygote = Zygote()
+            atexit.register(_zygote.close)  # its folder goes with it
         return _zygote
 
 
@@ -188,14 +196,14 @@ class Worker:
     """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS):
+        z = zygote()  # its first start (about 2 s) is not the task's time
         self.limits = limits
         self.started = time.monotonic()
         self.deadline = self.started + limits.timeout_s
         self.pid: int | None = None
         self.pidfd: int | None = None
         self.status: int | None = None
-        self.killed = False
-        z = zygote()
+        self.killed = self.closed = False
         self.folder = z.task_folder()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         shm_fd = os.memfd_create("eplb-io", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -206,7 +214,7 @@ class Worker:
         self.sock, self.status_fd = ours, status_r
         self.shm = mmap.mmap(shm_fd, INPUT_BYTES + OUTPUT_BYTES)
         spec = {"shm_bytes": INPUT_BYTES + OUTPUT_BYTES, "input_bytes": INPUT_BYTES, "workdir": self.folder,
-                "memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "namespaces": True,
+                "memory_mb": limits.memory_mb, "output_mb": limits.output_mb, "namespaces": use_namespaces(),
                 "user_namespace": use_user_namespace()}
         try:
             z.spawn(spec, [theirs.fileno(), shm_fd, status_w])
@@ -215,13 +223,17 @@ class Worker:
             os.close(shm_fd)
             os.close(status_w)
         self._status_buffer, self._status_eof = b"", False
-        self._read_pid()
         try:
+            self._read_pid()
             hello = self._reply("hello")
         except TaskFailure as exc:
+            self.close()
             if exc.kind == TIMEOUT:
                 raise
             raise SandboxError(f"a sandbox worker did not start: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
         self.layers: list[str] = hello.get("layers", [])
 
     # -- status pipe --------------------------------------------------------------
@@ -372,6 +384,9 @@ class Worker:
 
     def close(self) -> None:
         """End the task: the worker is killed (it may have left processes behind) and reaped."""
+        if self.closed:
+            return
+        self.closed = True
         self.kill()
         if self.pid is not None:
             self._wait_status(5.0)
