@@ -558,9 +558,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    path = "an ordinary user's (user namespace)" if sandbox.pool.use_user_namespace() else "root's (uid nobody)"
     with sandbox.Worker(sandbox.Limits(timeout_s=120)) as worker:
-        print(f"a worker started on {path} path; layers in force:")
+        print(f"a worker of a harness running as uid {os.geteuid()}; layers in force:")
         for layer in worker.layers:
             print(f"  {layer}")
     return 0

@@ -8,6 +8,7 @@ ordinary user gets (a user namespace; forced with ``EPLB_SANDBOX_USERNS=1``).
 """
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -158,9 +159,15 @@ HOSTILE = {
     "kills_the_harness": """
         import os
 
+        def _listing():
+            try:
+                return os.listdir("/proc")
+            except OSError:
+                return []
+
         def _attack():
             targets = {os.getppid()}
-            for entry in os.listdir("/proc"):
+            for entry in _listing():
                 try:
                     if entry.isdigit() and b"harness" in open(f"/proc/{entry}/cmdline", "rb").read():
                         targets.add(int(entry))
@@ -183,7 +190,11 @@ HOSTILE = {
 
         def _find():
             found = [v for v in os.environ.values() if v.startswith("sk-")]
-            for entry in ["self", "1"] + os.listdir("/proc"):
+            try:
+                entries = os.listdir("/proc")
+            except OSError:
+                entries = []
+            for entry in ["self", "1"] + entries:
                 try:
                     found += [v.decode() for v in open(f"/proc/{entry}/environ", "rb").read().split(b"\\0")
                               if b"sk-" in v]
@@ -260,11 +271,19 @@ def _contains(folder: Path, text: str) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
 
 
-@pytest.fixture(scope="module", params=["root", pytest.param("userns", marks=pytest.mark.slow)])
+# root: workers drop to nobody; userns: an ordinary user's path (forced); nocaps: root with
+# every capability dropped, as in a container (namespaces come from a user namespace).
+NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+@pytest.fixture(scope="module", params=["root", pytest.param("userns", marks=pytest.mark.slow),
+                                        pytest.param("nocaps", marks=pytest.mark.slow)])
 def attacked(request, tmp_path_factory):
     """One `evaluate` of every hostile candidate and the baseline; returns (tmp, completed, per-case)."""
-    if request.param == "root" and os.geteuid() != 0:
-        pytest.skip("the root path needs root")
+    if request.param in ("root", "nocaps") and os.geteuid() != 0:
+        pytest.skip("this path needs root")
+    if request.param == "nocaps" and not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
     tmp = tmp_path_factory.mktemp(f"attack-{request.param}")
     folder = tmp / "candidates"
     folder.mkdir()
@@ -272,9 +291,10 @@ def attacked(request, tmp_path_factory):
         (folder / f"{name}.py").write_text(_source(body, tmp))
     env = {**os.environ, "OPENAI_API_KEY": KEY, "EPLB_SANDBOX_USERNS": "1" if request.param == "userns" else "0"}
     completed = subprocess.run(
-        [sys.executable, "-m", "harness", "evaluate", str(folder), "--suite", "smoke", "--preset", "gpt-oss-120b",
-         "--db", f"sqlite:///{tmp / 'h.db'}", "--out", str(tmp / "out"), "--quiet", "--repeats", "2",
-         "--timeout", "60"],
+        (NO_CAPS if request.param == "nocaps" else [])
+        + [sys.executable, "-m", "harness", "evaluate", str(folder), "--suite", "smoke", "--preset", "gpt-oss-120b",
+           "--db", f"sqlite:///{tmp / 'h.db'}", "--out", str(tmp / "out"), "--quiet", "--repeats", "2",
+           "--timeout", "60"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, start_new_session=True)
     per_case = pd.read_csv(next((tmp / "out").glob("run-*")) / "cases.csv") if (tmp / "out").exists() else None
     return tmp, completed, per_case

@@ -89,6 +89,7 @@ def enter_namespaces(use_user_ns: bool) -> list[str]:
     others = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
     flags = others | (CLONE_NEWUSER if use_user_ns else 0)
     if _libc.unshare(flags) != 0:
+        # e.g. root without CAP_SYS_ADMIN (a container), which cannot map root into a user namespace either
         return []
     if use_user_ns:
         try:
@@ -98,6 +99,38 @@ def enter_namespaces(use_user_ns: bool) -> list[str]:
         except OSError:
             os._exit(1)  # half-made namespace: the worker would run with no identity
     return ["pid", "mount", "net", "ipc", "uts"] + (["user"] if use_user_ns else [])
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Adopt this process's orphaned descendants (a ``setsid()`` grandchild included)."""
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def kill_descendants() -> None:
+    """SIGKILL and reap every child (adopted ones too) until none is left."""
+    while True:
+        children = set()
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/children") as f:
+                    children |= {int(c) for c in f.read().split()}
+            except OSError:
+                pass
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _write(path: str, text: str) -> None:
@@ -327,9 +360,13 @@ def confine(namespaces: list[str], fallback_workdir: str, memory_mb: int, output
         as_nobody = False  # without the mounts, nobody could not even import the rest of Python
         layers.append("uid root (Python sits in a folder closed to nobody, and no mount namespace)")
     if as_nobody:
-        _drop_to_nobody()
-        die_with_parent(lifeline_fd)  # the uid change cleared it
-        layers.append("uid nobody")
+        try:
+            _drop_to_nobody()
+            die_with_parent(lifeline_fd)  # the uid change cleared it
+            layers.append("uid nobody")
+        except PermissionError:  # root without CAP_SETUID
+            as_nobody = False
+            layers.append("uid root (no CAP_SETUID to drop it)")
     os.chdir(workdir)
     _rlimits(memory_mb, output_mb, as_nobody)
     layers.append("rlimits (address space, file size, core" + (", processes)" if as_nobody else ")"))

@@ -148,7 +148,10 @@ class Zygote:
             path = os.path.join(self.folder, f"task-{self.count}")
         os.mkdir(path, 0o700)
         if os.geteuid() == 0 and not use_user_namespace():
-            os.chown(path, 65534, 65534)
+            try:  # for a worker that drops to nobody and has no private tmpfs
+                os.chown(path, 65534, 65534)
+            except PermissionError:  # root without CAP_CHOWN: it will not drop either
+                pass
         return path
 
     def close(self) -> None:

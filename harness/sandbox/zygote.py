@@ -51,6 +51,8 @@ def _keeper(spec: dict, task_fd: int, shm_fd: int, status_fd: int, zygote_pid: i
         lifeline_r, lifeline_w = os.pipe()  # the worker's way to know this keeper is alive
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         namespaces = jail.enter_namespaces(spec["user_namespace"]) if spec["namespaces"] else []
+        if "pid" not in namespaces:  # no namespace to end what the worker starts: adopt and end it here
+            jail.become_subreaper()
         pid = os.fork()
         if pid == 0:
             os.close(status_fd)
@@ -61,6 +63,8 @@ def _keeper(spec: dict, task_fd: int, shm_fd: int, status_fd: int, zygote_pid: i
         os.close(shm_fd)
         os.write(status_fd, f"pid {pid}\n".encode())
         _, status = os.waitpid(pid, 0)
+        if "pid" not in namespaces:
+            jail.kill_descendants()
         os.write(status_fd, f"status {status}\n".encode())
     finally:
         os._exit(0)
