@@ -10,6 +10,7 @@ ordinary user gets (a user namespace; forced with ``EPLB_SANDBOX_USERNS=1``).
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -509,6 +510,12 @@ PROBE = """
             except OSError:
                 pass
         open("mine.txt", "w").write("x")  # its own folder is writable
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", PORT_NUMBER), timeout=2).close()
+            tried.append("connected to a server on 127.0.0.1")
+        except OSError:
+            pass
         try:
             if os.getppid():  # 0 in its own PID namespace: no parent to name
                 os.kill(os.getppid(), 0)
@@ -520,13 +527,15 @@ PROBE = """
 
 
 @pytest.mark.parametrize("namespaces", ["1", "0"])
-def test_without_namespaces_landlock_still_confines_reads_writes_and_signals(tmp_path, monkeypatch, namespaces):
+def test_a_worker_cannot_read_write_signal_or_connect_outside_with_or_without_namespaces(tmp_path, monkeypatch,
+                                                                                         namespaces):
     monkeypatch.setenv("EPLB_SANDBOX_NAMESPACES", namespaces)
     (tmp_path / "h.db").write_text("secret results")
-    with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
+    server = socket.create_server(("127.0.0.1", 0))  # a real server the worker must not reach
+    with server, sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
         assert ("pid namespace" in worker.layers) == (namespaces == "1")
         assert any(layer.startswith("landlock") for layer in worker.layers)
-        worker.load("probe", _source(PROBE, tmp_path))
+        worker.load("probe", _source(PROBE.replace("PORT_NUMBER", str(server.getsockname()[1])), tmp_path))
         with pytest.raises(sandbox.TaskFailure, match=r"managed: \[\] in ") as failure:
             worker.call(np.ones((2, 8), dtype=np.int64), (8, 1, 1, 2))
         folder = str(failure.value).rsplit(" in ", 1)[1].split()[0]

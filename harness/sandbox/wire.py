@@ -1,9 +1,10 @@
-"""The only format that crosses the trust boundary: a JSON header and raw numeric arrays.
+"""The only format that crosses the trust boundary: length-prefixed JSON headers.
 
-A frame is ``uint32 header length | header (UTF-8 JSON) | array bytes``. The header's
-``arrays`` list gives each array's dtype (little-endian numeric types only) and shape;
-their bytes follow in order. Nothing is ever pickled: decoding a frame can build only
-dicts, lists, strings, numbers and numpy arrays, whatever the peer sends. Both sides use
+A frame is ``uint32 length | header (UTF-8 JSON object)``. Arrays never travel in a
+frame: they sit in the task's shared memory, and a header only describes them (dtype,
+shape, offset), a description :func:`checked_layout` refuses unless it is a plain
+little-endian numeric array within bounds. Nothing is ever pickled: decoding a frame can
+build only dicts, lists, strings and numbers, whatever the peer sends. Both sides use
 this module; it imports nothing but the standard library and numpy.
 """
 
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 MAX_HEADER_BYTES = 1 << 20
-# The little-endian numeric dtypes a frame may carry (bool, ints, floats).
+# The little-endian numeric dtypes an array description may name (bool, ints, floats).
 DTYPES = frozenset({"|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
 _LENGTH = struct.Struct("<I")
 
@@ -56,19 +57,9 @@ def checked_layout(entry: object, max_bytes: int) -> tuple[np.dtype, tuple[int, 
     return dtype, tuple(shape), nbytes
 
 
-def encode(header: dict, arrays: tuple[np.ndarray, ...] = ()) -> list[bytes | memoryview]:
-    """The pieces of one frame (send them in order)."""
-    arrays = tuple(np.ascontiguousarray(a) for a in arrays)
-    for a in arrays:
-        if a.dtype.str not in DTYPES:
-            raise ProtocolError(f"cannot send dtype {a.dtype}")
-    head = json.dumps({**header, "arrays": [describe(a) for a in arrays]}).encode()
-    return [_LENGTH.pack(len(head)), head, *(memoryview(a).cast("B") for a in arrays)]
-
-
-def send(sock: socket.socket, header: dict, arrays: tuple[np.ndarray, ...] = ()) -> None:
-    for piece in encode(header, arrays):
-        sock.sendall(piece)
+def send(sock: socket.socket, header: dict) -> None:
+    head = json.dumps(header).encode()
+    sock.sendall(_LENGTH.pack(len(head)) + head)
 
 
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
@@ -94,7 +85,7 @@ def _recv_exact(sock: socket.socket, size: int, deadline: float | None) -> bytea
 
 
 def recv_header(sock: socket.socket, deadline: float | None = None) -> dict:
-    """Read one frame's header (its arrays, if any, are still to be read with :func:`recv_arrays`)."""
+    """Read one frame."""
     (size,) = _LENGTH.unpack(_recv_exact(sock, 4, deadline))
     if size > MAX_HEADER_BYTES:
         raise ProtocolError(f"a header of {size} bytes is over the limit")
@@ -102,19 +93,6 @@ def recv_header(sock: socket.socket, deadline: float | None = None) -> dict:
         header = json.loads(bytes(_recv_exact(sock, size, deadline)).decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"header is not JSON: {exc.__class__.__name__}") from None
-    if not isinstance(header, dict) or not isinstance(header.get("arrays", []), list):
+    if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
     return header
-
-
-def recv_arrays(sock: socket.socket, header: dict, max_bytes: int, deadline: float | None = None) -> list[np.ndarray]:
-    """The arrays a header announces, read into fresh buffers this side owns."""
-    layouts = [checked_layout(e, max_bytes) for e in header.get("arrays", [])]
-    if sum(n for _, _, n in layouts) > max_bytes:
-        raise ProtocolError(f"the arrays are over the {max_bytes}-byte limit")
-    return [np.frombuffer(_recv_exact(sock, n, deadline), dtype=d).reshape(s) for d, s, n in layouts]
-
-
-def recv(sock: socket.socket, max_bytes: int, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
-    header = recv_header(sock, deadline)
-    return header, recv_arrays(sock, header, max_bytes, deadline)
