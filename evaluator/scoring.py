@@ -95,7 +95,7 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
     """
     inputs = timing_windows(history, warmup + repeats, np.random.default_rng(seed), preset.num_groups)
     args = preset.rebalance_args()
-    samples, balance, previous, previous_perm = [], [], None, None
+    samples, balance, previous = [], [], None
     for i, (window, perm) in enumerate(inputs):
         output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous)
         placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
@@ -104,8 +104,7 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
             samples.append(seconds)
             loads = gpu_loads(torch.from_numpy(window), placement[0], placement[2], preset.num_gpus)
             balance.append(balancedness(loads))
-        previous_perm, previous = perm, placement[0]
         if i + 1 < len(inputs):  # this call's placement, in the next call's expert names
-            original = np.take_along_axis(previous_perm, previous.numpy(), axis=1)
+            original = np.take_along_axis(perm, placement[0].numpy(), axis=1)
             previous = torch.from_numpy(np.take_along_axis(np.argsort(inputs[i + 1][1], axis=1), original, axis=1))
     return TimingStats.from_samples(samples, warmup).to_dict() | {"gpu_balancedness": sum(balance) / len(balance)}

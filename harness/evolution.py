@@ -104,15 +104,19 @@ _POSITIVE = ("islands", "children_per_island", "max_evaluations", "migration_int
              "memory_mb")
 
 
+def _is(value: object, kind: type) -> bool:
+    """``isinstance`` as a config reads it: a bool is no number, an int is a float."""
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
+
+
 def _check_types(path: str | Path, raw: dict) -> None:
     """Refuse a value of the wrong type or range, naming the key, before anything is written."""
     for key, value in raw.items():
         want = _KEY_TYPES[key]
         wants = want if isinstance(want, tuple) else (want,)
-        ok = any(isinstance(value, int | float) and not isinstance(value, bool) if w is float else
-                 isinstance(value, int) and not isinstance(value, bool) if w is int else isinstance(value, w)
-                 for w in wants)
-        if not ok:
+        if not any(_is(value, w) for w in wants):
             names = " or ".join("null" if w is type(None) else w.__name__ for w in wants)
             raise ConfigError(f"{path}: {key} must be {names}, got {type(value).__name__} {value!r}"[:300])
         if key in _POSITIVE and not 0 < value < math.inf:

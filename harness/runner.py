@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -59,41 +61,43 @@ class RunReport:
 
 
 # -- tasks: harness functions that drive one sandboxed worker each ---------------------------
-def _loaded(worker: sandbox.Worker, candidate: Candidate) -> sandbox.Worker:
+@contextmanager
+def _invalid_is_a_failure(what: str = "") -> Iterator[None]:
+    """Report an output that is not a placement as the task's ``invalid`` failure."""
+    try:
+        yield
+    except InvalidPlacement as exc:
+        raise sandbox.TaskFailure(sandbox.INVALID, f"{what}{exc}") from None
+
+
+def _load(worker: sandbox.Worker, candidate: Candidate) -> None:
     worker.load(candidate.name, candidate.source, candidate.path)
-    return worker
 
 
 def load_task(worker: sandbox.Worker, candidate: Candidate) -> bool:
-    _loaded(worker, candidate)
+    _load(worker, candidate)
     return True
 
 
 def score_task(worker: sandbox.Worker, payload: tuple[Candidate, Case]) -> dict:
     candidate, case = payload
-    policy = _loaded(worker, candidate)
-    try:
-        return score_case(policy.rebalance, case.history(), case.get_preset())
-    except InvalidPlacement as exc:
-        raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
+    _load(worker, candidate)
+    with _invalid_is_a_failure():
+        return score_case(worker.rebalance, case.history(), case.get_preset())
 
 
 def time_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, int, int, int]) -> dict:
     candidate, case, repeats, warmup, seed = payload
-    policy = _loaded(worker, candidate)
-    try:
-        return time_case(policy.timed_rebalance, case.history(), case.get_preset(), repeats, warmup, seed)
-    except InvalidPlacement as exc:
-        raise sandbox.TaskFailure(sandbox.INVALID, f"a timed call: {exc}") from None
+    _load(worker, candidate)
+    with _invalid_is_a_failure("a timed call: "):
+        return time_case(worker.timed_rebalance, case.history(), case.get_preset(), repeats, warmup, seed)
 
 
 def replay_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, ReplayPolicy]) -> list[dict]:
     candidate, case, policy = payload
-    proxy = _loaded(worker, candidate)
-    try:
-        return replay(proxy.rebalance, case.history(), case.get_preset(), policy)
-    except InvalidPlacement as exc:
-        raise sandbox.TaskFailure(sandbox.INVALID, str(exc)) from None
+    _load(worker, candidate)
+    with _invalid_is_a_failure():
+        return replay(worker.rebalance, case.history(), case.get_preset(), policy)
 
 
 # Timed calls may score a little below the same-window figure (their inputs are jittered
@@ -145,6 +149,12 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
+def _reusable_case_keys(store: Store, candidate: Candidate, config: RunConfig) -> set[str]:
+    """Cases whose stored result this run reuses: all but limit failures under other limits (dropped)."""
+    store.drop_limit_failures(candidate.id, config.limits.to_dict())
+    return store.evaluated_case_keys(candidate.id)
+
+
 def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
     loadable = []
     for index, outcome in sandbox.run_tasks(load_task, everyone, config.limits, config.jobs):
@@ -153,8 +163,7 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
             loadable.append(candidate)
             continue
         report.broken[candidate.name] = outcome.reason or outcome.failure_kind
-        store.drop_limit_failures(candidate.id, config.limits.to_dict())
-        done = store.evaluated_case_keys(candidate.id)
+        done = _reusable_case_keys(store, candidate, config)
         for case in cases:
             if case.key in done:
                 report.reused += 1
@@ -173,8 +182,7 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
 def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
     todo = []
     for candidate in loadable:
-        store.drop_limit_failures(candidate.id, config.limits.to_dict())
-        done = store.evaluated_case_keys(candidate.id)
+        done = _reusable_case_keys(store, candidate, config)
         if config.force and done:
             store.delete_evaluations(candidate.id, [c.key for c in cases])
             done = set()

