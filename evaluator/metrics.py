@@ -1,9 +1,10 @@
-"""Load balance of a validated placement under a load matrix.
+"""Load balance and locality of a validated placement under a load matrix.
 
 All balancedness figures have the same form, sum over layers of the mean load
 divided by sum over layers of the max load, at three levels: GPU (what sets a
 step's latency), node, and replica slot (the older figure of published EPLB
-benchmarks, kept as a compatibility column).
+benchmarks, kept as a compatibility column). Locality is ``group_node_spread``:
+how many nodes an expert group's replicas occupy, 1.0 when groups stay whole.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from evaluator.bounds import max_gpu_load_lower_bound
+from evaluator.bounds import grouped_max_gpu_load_lower_bound, max_gpu_load_lower_bound
 
 
 def slot_loads(load: torch.Tensor, phy2log: torch.Tensor, logcnt: torch.Tensor) -> torch.Tensor:
@@ -65,6 +66,26 @@ def duplicate_replicas(phy2log: torch.Tensor, num_gpus: int) -> tuple[int, float
     return int(repeats.sum()), float(repeats.any(dim=-1).double().mean())
 
 
+def group_node_spread(phy2log: torch.Tensor, num_experts: int, num_groups: int, num_nodes: int) -> float:
+    """Mean over (layer, group) of the number of nodes holding a replica of one of the group's experts.
+
+    ``phy2log [L, P]``; node n holds slots ``n*P/N .. (n+1)*P/N - 1``. 1.0 when every group
+    stays on one node (DeepSeek's hierarchical rule); up to ``min(N, experts per group x
+    replicas)`` when groups are spread.
+    """
+    L, P = phy2log.shape
+    group = phy2log // (num_experts // num_groups)  # [L, P]
+    node = torch.arange(P).div(P // num_nodes, rounding_mode="floor").expand(L, P)
+    present = torch.zeros(L, num_groups, num_nodes, dtype=torch.bool)
+    present[torch.arange(L)[:, None].expand(L, P), group, node] = True
+    return float(present.sum(dim=-1).double().mean())
+
+
+def _balancedness_bound(mean_total: float, lower: torch.Tensor) -> float:
+    total = float(lower.sum())
+    return mean_total / total if total > 0 else 1.0
+
+
 @dataclass(frozen=True)
 class Balance:
     """Balance figures of one placement on one load matrix (see module docstring)."""
@@ -74,6 +95,9 @@ class Balance:
     replica_balancedness: float
     gpu_balancedness_bound: float
     gap_to_bound: float
+    grouped_bound: float
+    gap_to_grouped_bound: float
+    group_node_spread: float
     sum_max_gpu_load: float
     sum_mean_gpu_load: float
     duplicate_replicas: int
@@ -90,19 +114,27 @@ def placement_balance(
     num_groups: int,
     num_nodes: int,
     num_gpus: int,
+    group_local: bool = False,
 ) -> Balance:
     """All balance figures of a validated placement.
 
     Args:
         load: ``[L, E]`` token counts the placement is scored on.
         phy2log: ``[L, P]``; logcnt: ``[L, E]`` (validated).
-        num_groups, num_nodes, num_gpus: the deployment, for the node view and the bound.
+        num_groups, num_nodes, num_gpus: the deployment, for the node view and the bounds.
+        group_local: the deployment requires groups whole on nodes, so the grouped bound
+            holds for every accepted placement and is the bound ``gap_to_bound`` uses.
+
+    ``gpu_balancedness_bound`` holds for every valid placement (see :mod:`evaluator.bounds`);
+    ``grouped_bound`` only for group-local ones: a gap above 1 to it means groups were split.
     """
     gpu = gpu_loads(load, phy2log, logcnt, num_gpus)
     gpu_bal = balancedness(gpu)
-    lower = max_gpu_load_lower_bound(load, phy2log.shape[1], num_groups, num_nodes, num_gpus)
+    free = max_gpu_load_lower_bound(load, phy2log.shape[1], num_gpus)
+    grouped = grouped_max_gpu_load_lower_bound(load, phy2log.shape[1], num_groups, num_nodes, num_gpus, free)
     mean_total = float(gpu.mean(dim=1).sum())
-    bound = mean_total / float(lower.sum()) if float(lower.sum()) > 0 else 1.0
+    grouped_bound = _balancedness_bound(mean_total, grouped)
+    bound = grouped_bound if group_local else _balancedness_bound(mean_total, free)
     dups, dup_share = duplicate_replicas(phy2log, num_gpus)
     return Balance(
         gpu_balancedness=gpu_bal,
@@ -110,6 +142,9 @@ def placement_balance(
         replica_balancedness=balancedness(slot_loads(load, phy2log, logcnt)),
         gpu_balancedness_bound=bound,
         gap_to_bound=gpu_bal / bound if bound > 0 else 1.0,
+        grouped_bound=grouped_bound,
+        gap_to_grouped_bound=gpu_bal / grouped_bound if grouped_bound > 0 else 1.0,
+        group_node_spread=group_node_spread(phy2log, logcnt.shape[1], num_groups, num_nodes),
         sum_max_gpu_load=float(gpu.max(dim=1).values.sum()),
         sum_mean_gpu_load=mean_total,
         duplicate_replicas=dups,

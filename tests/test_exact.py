@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator.bounds import max_gpu_load_lower_bound
+from evaluator.bounds import grouped_max_gpu_load_lower_bound, max_gpu_load_lower_bound, min_max_replica_load
 from evaluator.exact import solve_layer
 from evaluator.metrics import gpu_loads
 from harness.candidate import discover, load_module, rebalance_function
@@ -43,13 +43,13 @@ def test_joint_count_search_beats_the_greedy_232_on_the_joint_example_and_reache
     assert _max_gpu_load(module.rebalance_experts, load, 16, 1, 1, 8) == pytest.approx(590 / 3)
 
 
-def _random_cases(count: int, seed: int):
+def _random_cases(count: int, seed: int, skew: float = 1.2):
     rng = np.random.default_rng(seed)
     for _ in range(count):
         num_gpus = int(rng.choice([2, 3, 4]))
         num_log = int(rng.integers(3, 8))
         slots = -(-num_log // num_gpus) + int(rng.integers(0, 2))
-        load = np.round(rng.lognormal(0, 1.2, num_log) * 100)
+        load = np.round(rng.lognormal(0, skew, num_log) * 100)
         yield load, slots * num_gpus, num_gpus
 
 
@@ -58,7 +58,7 @@ def test_bound_is_valid_and_no_candidate_beats_the_exact_optimum(case):
     load, num_replicas, num_gpus = case
     exact = solve_layer(load, num_replicas, num_gpus)
     assert exact.optimal
-    bound = float(max_gpu_load_lower_bound(torch.from_numpy(load[None]), num_replicas, 1, 1, num_gpus)[0])
+    bound = float(max_gpu_load_lower_bound(torch.from_numpy(load[None]), num_replicas, num_gpus)[0])
     assert bound <= exact.max_gpu_load + 1e-9
     for name, rebalance in BUILT_IN.items():
         reached = _max_gpu_load(rebalance, load, num_replicas, 1, 1, num_gpus)
@@ -73,8 +73,41 @@ def test_grouped_bound_is_valid_against_the_group_preserving_optimum():
         load = np.round(rng.lognormal(0, 1.0, 8) * 100)  # 4 groups of 2 experts, 2 nodes of 2 GPUs
         exact = solve_layer(load, 12, 4, num_groups=4, num_nodes=2, groups_on_nodes=True)
         assert exact.optimal
-        bound = float(max_gpu_load_lower_bound(torch.from_numpy(load[None]), 12, 4, 2, 4)[0])
+        bound = float(grouped_max_gpu_load_lower_bound(torch.from_numpy(load[None]), 12, 4, 2, 4)[0])
         assert bound <= exact.max_gpu_load + 1e-9
         assert _max_gpu_load(BUILT_IN["deepseek_baseline"], load, 12, 4, 2, 4) >= exact.max_gpu_load - 1e-9
         # Group-preservation can only cost: the free optimum is no worse.
         assert solve_layer(load, 12, 4).max_gpu_load <= exact.max_gpu_load + 1e-9
+
+
+@pytest.mark.parametrize("case", list(_random_cases(12, seed=11, skew=2.5)),
+                         ids=lambda c: f"E{len(c[0])}-P{c[1]}-G{c[2]}")
+def test_free_bound_never_exceeds_the_exact_optimum_without_a_group_constraint(case):
+    # Heavy skew: a few experts carry most of the load, where the pair term is what binds.
+    load, num_replicas, num_gpus = case
+    exact = solve_layer(load, num_replicas, num_gpus)
+    assert exact.optimal
+    weight = torch.from_numpy(load[None])
+    bound = float(max_gpu_load_lower_bound(weight, num_replicas, num_gpus)[0])
+    assert bound <= exact.max_gpu_load * (1 + 1e-9)
+
+
+def test_splitting_groups_beats_the_grouped_bound_but_never_the_free_one():
+    # Two hot experts in one group: kept whole, their node carries both.
+    load = np.array([100.0, 100.0, 1.0, 1.0])  # groups (0, 1) and (2, 3); 2 nodes of 1 GPU, 2 slots each
+    weight = torch.from_numpy(load[None])
+    grouped = float(grouped_max_gpu_load_lower_bound(weight, 4, 2, 2, 2)[0])
+    free = float(max_gpu_load_lower_bound(weight, 4, 2)[0])
+    split = solve_layer(load, 4, 2)
+    whole = solve_layer(load, 4, 2, num_groups=2, num_nodes=2, groups_on_nodes=True)
+    assert (split.max_gpu_load, whole.max_gpu_load) == (pytest.approx(101), pytest.approx(200))
+    assert free <= split.max_gpu_load + 1e-9 < grouped <= whole.max_gpu_load + 1e-9
+
+
+def test_pair_term_is_tight_where_the_replica_and_mean_terms_are_not():
+    tighter = 0
+    for load, num_replicas, num_gpus in _random_cases(12, seed=11, skew=2.5):
+        weight = torch.from_numpy(load[None])
+        simple = max(load.sum() / num_gpus, float(min_max_replica_load(weight, num_replicas)[0]))
+        tighter += float(max_gpu_load_lower_bound(weight, num_replicas, num_gpus)[0]) > simple * (1 + 1e-6)
+    assert tighter >= 1

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.bounds import min_max_node_load, min_max_replica_load
-from evaluator.metrics import duplicate_replicas, gpu_loads, node_loads, placement_balance
+from evaluator.bounds import max_gpu_load_lower_bound, min_max_node_load, min_max_replica_load
+from evaluator.metrics import duplicate_replicas, gpu_loads, group_node_spread, node_loads, placement_balance
 
 # One layer; GPU0 holds slots 0-2 = (e0, e1, e0), GPU1 holds slots 3-5 = (e2, e3, e0).
 LOAD = torch.tensor([[6, 3, 3, 0]])
@@ -38,6 +38,26 @@ def test_balance_figures_match_hand_computation():
 def test_min_max_replica_load_is_the_best_split():
     # 10 over 3 replicas and 6 over 2: max(3.33, 3, 1) is the least possible max.
     assert min_max_replica_load(torch.tensor([[10.0, 6.0, 1.0]]), 6).item() == pytest.approx(10 / 3)
+
+
+def test_pair_term_counts_replicas_too_heavy_to_share_a_gpu():
+    # Three experts of 9 and one of 1 on 2 GPUs of 2 slots: mean 14, heaviest replica 9, but
+    # two of the three 9s must share a GPU (no slot to split them), so 18 is the least max.
+    load = torch.tensor([[9.0, 9.0, 9.0, 1.0]])
+    assert min_max_replica_load(load, 4).item() == 9
+    assert max_gpu_load_lower_bound(load, 4, 2).item() == pytest.approx(18, rel=1e-9)
+    # With a fifth and sixth slot one 9 splits in two halves: (9 + 1) / (4.5 + 4.5 + ...) -> 14.5 is reachable.
+    assert max_gpu_load_lower_bound(load, 6, 2).item() <= 14.5
+
+
+def test_group_node_spread_counts_nodes_per_group():
+    # 4 experts in 2 groups, 4 slots on 2 nodes (2 slots each).
+    whole = torch.tensor([[0, 1, 2, 3], [2, 3, 0, 1]])
+    assert group_node_spread(whole, 4, 2, 2) == 1.0
+    split = torch.tensor([[0, 2, 1, 3]])  # both groups on both nodes
+    assert group_node_spread(split, 4, 2, 2) == 2.0
+    half = torch.tensor([[0, 1, 0, 2, 3, 1]])  # 6 slots, 3 per node: group 0 on both, group 1 on node 1
+    assert group_node_spread(half, 4, 2, 2) == 1.5
 
 
 def test_node_bound_enumerates_group_partitions():
@@ -81,7 +101,9 @@ def test_bound_is_never_below_an_achieved_balancedness(
         counts = torch.zeros(layers, num_experts, dtype=torch.int64).scatter_add_(1, rand, torch.ones_like(rand))
         placements.append((rand, counts))
     for i, (p2l, cnt) in enumerate(placements):
-        # Random placements do not keep groups on nodes: score them without the grouped term.
-        g = groups if i == 0 else 1
-        b = placement_balance(load, p2l, cnt, g, nodes, num_gpus)
+        # Random placements split groups: the bound holds for them all the same.
+        b = placement_balance(load, p2l, cnt, groups, nodes, num_gpus)
         assert b.gpu_balancedness <= b.gpu_balancedness_bound + 1e-9
+        assert b.grouped_bound <= b.gpu_balancedness_bound + 1e-12  # the grouped bound only tightens
+        if i == 0:  # the baseline keeps groups whole when it can, so the grouped bound holds for it
+            assert b.gpu_balancedness <= b.grouped_bound + 1e-9
