@@ -41,7 +41,11 @@ SCREEN_STEPS = 2
 PARTNERS = 4
 MIGRATION_THRESHOLD = 0.01
 MIGRATION_SWAPS = 2
+# 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0;
+# 0: groups free (balances better, at the cost of a group's tokens crossing nodes).
+GROUP_LOCAL = 1
 KNOBS = {
+    "GROUP_LOCAL": ("int", 0, 1),
     "MIGRATION_THRESHOLD": ("float", 0.0, 0.2),
     "MIGRATION_SWAPS": ("int", 0, 16),
     "STARTS": ("int", 1, 11),
@@ -372,7 +376,7 @@ def rebalance_experts(
     w = weight.double().cpu().numpy()
     num_layers, num_log = w.shape
     real_nodes = num_nodes
-    if num_groups % num_nodes:
+    if num_groups % num_nodes or not GROUP_LOCAL:
         num_groups = num_nodes = 1
     group_size = num_log // num_groups
     log_per_node = num_log // num_nodes

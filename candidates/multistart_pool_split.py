@@ -22,7 +22,11 @@ import torch
 RESTARTS = 4
 REFINE_ITERS = 30
 NOISE = 0.1
+# 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0
+# (the harness composes the hierarchical policy); 0: groups free, one global policy.
+GROUP_LOCAL = 1
 KNOBS = {
+    "GROUP_LOCAL": ("int", 0, 1),
     "RESTARTS": ("int", 1, 16),
     "REFINE_ITERS": ("int", 0, 64),
     "NOISE": ("float", 0.0, 0.5),

@@ -29,7 +29,10 @@ import torch
 
 SWAP_STEPS = 0
 SPREAD_DUPLICATES = 1
-KNOBS = {"SWAP_STEPS": ("int", 0, 16), "SPREAD_DUPLICATES": ("int", 0, 1)}
+# 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0;
+# 0: groups free (one global policy over every GPU).
+GROUP_LOCAL = 1
+KNOBS = {"SWAP_STEPS": ("int", 0, 16), "SPREAD_DUPLICATES": ("int", 0, 1), "GROUP_LOCAL": ("int", 0, 1)}
 _EPS = 1e-9
 
 
@@ -306,7 +309,7 @@ def _placement(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``w [L, E]`` -> ``phy2log``, copy ``rank [L, P]``, ``logcnt [L, E]``: DeepSeek's hierarchical or global rule."""
     num_layers, num_log = w.shape
-    if num_groups % num_nodes:
+    if num_groups % num_nodes or not GROUP_LOCAL:
         num_groups = num_nodes = 1
     group_size = num_log // num_groups
     rows = num_layers * num_nodes

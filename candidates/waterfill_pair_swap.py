@@ -20,7 +20,11 @@ import torch
 SWAP_BREADTH = 2
 SWAP_ROUNDS = 4
 TIE_TOLERANCE = 0.02
+# 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0
+# (the harness composes the hierarchical policy); 0: groups free, one global policy.
+GROUP_LOCAL = 1
 KNOBS = {
+    "GROUP_LOCAL": ("int", 0, 1),
     "SWAP_BREADTH": ("int", 1, 12),
     "SWAP_ROUNDS": ("int", 0, 32),
     "TIE_TOLERANCE": ("float", 0.0, 0.2),

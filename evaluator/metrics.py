@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from evaluator.bounds import grouped_max_gpu_load_lower_bound, max_gpu_load_lower_bound
+from evaluator.validation import group_presence
 
 
 def slot_loads(load: torch.Tensor, phy2log: torch.Tensor, logcnt: torch.Tensor) -> torch.Tensor:
@@ -66,18 +67,17 @@ def duplicate_replicas(phy2log: torch.Tensor, num_gpus: int) -> tuple[int, float
     return int(repeats.sum()), float(repeats.any(dim=-1).double().mean())
 
 
-def group_node_spread(phy2log: torch.Tensor, num_experts: int, num_groups: int, num_nodes: int) -> float:
+def group_node_spread(phy2log: torch.Tensor, num_experts: int, num_groups: int, num_nodes: int) -> float | None:
     """Mean over (layer, group) of the number of nodes holding a replica of one of the group's experts.
 
     ``phy2log [L, P]``; node n holds slots ``n*P/N .. (n+1)*P/N - 1``. 1.0 when every group
     stays on one node (DeepSeek's hierarchical rule); up to ``min(N, experts per group x
-    replicas)`` when groups are spread.
+    replicas)`` when groups are spread. None for a model without expert groups (one group
+    of every expert: nothing to keep together).
     """
-    L, P = phy2log.shape
-    group = phy2log // (num_experts // num_groups)  # [L, P]
-    node = torch.arange(P).div(P // num_nodes, rounding_mode="floor").expand(L, P)
-    present = torch.zeros(L, num_groups, num_nodes, dtype=torch.bool)
-    present[torch.arange(L)[:, None].expand(L, P), group, node] = True
+    if num_groups == 1:
+        return None
+    present = group_presence(phy2log, num_experts, num_groups, num_nodes)
     return float(present.sum(dim=-1).double().mean())
 
 
@@ -97,7 +97,7 @@ class Balance:
     gap_to_bound: float
     grouped_bound: float
     gap_to_grouped_bound: float
-    group_node_spread: float
+    group_node_spread: float | None
     sum_max_gpu_load: float
     sum_mean_gpu_load: float
     duplicate_replicas: int

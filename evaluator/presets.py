@@ -12,15 +12,17 @@ with about one redundant slot per GPU.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+
+from evaluator.deployment import Deployment, check_shape
 
 
 @dataclass(frozen=True)
 class Preset:
-    """One model's MoE shape and one deployment of it.
+    """One model's MoE shape and one deployment of it (the preset's default, or another: :meth:`deployed`).
 
     ``num_replicas`` physical slots are spread evenly over ``num_gpus`` GPUs on
-    ``num_nodes`` nodes.
+    ``num_nodes`` nodes; ``group_local`` requires every expert group on one node.
     """
 
     name: str
@@ -32,14 +34,32 @@ class Preset:
     num_replicas: int
     num_nodes: int
     num_gpus: int
+    group_local: bool = False
 
     def __post_init__(self) -> None:
-        if self.num_replicas < self.num_experts:
-            raise ValueError(f"preset {self.name}: fewer slots than experts")
-        if self.num_replicas % self.num_gpus or self.num_gpus % self.num_nodes:
-            raise ValueError(f"preset {self.name}: slots/GPUs/nodes do not divide")
-        if self.num_experts % self.num_groups:
-            raise ValueError(f"preset {self.name}: experts do not divide into groups")
+        check_shape(f"{self.name} ({self.num_experts} experts)", self.num_experts, self.num_groups,
+                    self.num_replicas, self.num_gpus, self.num_nodes, self.group_local)
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.num_replicas, self.num_gpus, self.num_nodes, self.num_groups, self.group_local)
+
+    def deployed(self, deployment: Deployment | None = None, num_layers: int | None = None,
+                 num_experts: int | None = None) -> Preset:
+        """This model on ``deployment`` (None: the default one), with the layer and expert counts of a trace if given.
+
+        Raises:
+            evaluator.deployment.DeploymentError: when the deployment cannot hold this model.
+        """
+        d = deployment or self.deployment
+        experts = num_experts or self.num_experts
+        groups = d.num_groups if d.num_groups is not None else (self.num_groups if experts % self.num_groups == 0
+                                                                else 1)
+        where = f"deployment {d.spec} of {self.name} ({experts} experts)"
+        check_shape(where, experts, groups, d.num_replicas, d.num_gpus, d.num_nodes, d.group_local)
+        return replace(self, num_layers=num_layers or self.num_layers, num_experts=experts, num_groups=groups,
+                       num_replicas=d.num_replicas, num_nodes=d.num_nodes, num_gpus=d.num_gpus,
+                       group_local=d.group_local)
 
     @property
     def hierarchical(self) -> bool:
@@ -71,6 +91,10 @@ PRESETS: dict[str, Preset] = {
         Preset("gpt-oss-120b", "GPT-OSS-120B", 36, 128, 1, 4, 144, 1, 8),
         # 32 layers; 8 experts, top-2.
         Preset("mixtral-8x7b", "Mixtral-8x7B", 32, 8, 1, 2, 16, 1, 4),
+        # 24 layers, all MoE; 60 routed experts, top-4 (plus 4 shared experts, not balanced).
+        Preset("qwen1.5-moe-a2.7b", "Qwen1.5-MoE-A2.7B", 24, 60, 1, 4, 64, 1, 8),
+        # 12 encoder + 12 decoder layers, every other one sparse: 12 MoE layers; 128 experts, top-1.
+        Preset("switch-base-128", "Switch-Base-128", 12, 128, 1, 1, 144, 2, 16),
     ]
 }
 

@@ -19,7 +19,7 @@ import torch
 from evaluator.metrics import placement_balance
 from evaluator.migration import Migration, migration
 from evaluator.presets import Preset
-from evaluator.validation import validate_placement
+from evaluator.validation import validate_on
 
 ESTIMATORS = ("last", "sliding", "ema")
 
@@ -65,14 +65,13 @@ def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset
             weight = torch.from_numpy(np.ascontiguousarray(estimate(windows, t, policy)))
             output = rebalance(weight, *preset.rebalance_args(),
                                previous_phy2log=None if current is None else current[0])
-            placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
-                                           preset.num_gpus)
+            placement = validate_on(output, preset)
             if current is not None:
                 moved = migration(current[0].numpy(), placement[0].numpy(), preset.num_nodes, preset.num_gpus,
                                   policy.expert_bytes)
             current = placement
         balance = placement_balance(torch.from_numpy(windows[t]), current[0], current[2], preset.num_groups,
-                                    preset.num_nodes, preset.num_gpus)
+                                    preset.num_nodes, preset.num_gpus, preset.group_local)
         records.append({
             "window": t,
             "rebalanced": rebalanced,

@@ -15,7 +15,7 @@ from evaluator.metrics import balancedness, gpu_loads, per_layer_balancedness, p
 from evaluator.migration import migration
 from evaluator.presets import Preset
 from evaluator.timing import TimingStats, timing_windows
-from evaluator.validation import validate_placement
+from evaluator.validation import validate_on
 
 RebalanceFn = Callable[..., object]
 
@@ -29,15 +29,14 @@ def compute_placements(
     produced for the window before (None for the first), as a deployed balancer would.
 
     Raises:
-        evaluator.validation.InvalidPlacement: when any window's output is not a placement.
+        evaluator.validation.InvalidPlacement: when any window's output is not a placement
+            (:class:`~evaluator.validation.ConstraintViolation` when the deployment forbids it).
     """
     placements = []
     for window in history:
         previous = placements[-1][0] if placements else None
         output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args(), previous_phy2log=previous)
-        placements.append(
-            validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas, preset.num_gpus)
-        )
+        placements.append(validate_on(output, preset))
     return placements
 
 
@@ -46,7 +45,8 @@ def _stacked_balance(placements: list, loads: list[np.ndarray], preset: Preset) 
     phy2log = torch.cat([p[0] for p in placements])
     logcnt = torch.cat([p[2] for p in placements])
     load = torch.from_numpy(np.concatenate(loads))
-    balance = placement_balance(load, phy2log, logcnt, preset.num_groups, preset.num_nodes, preset.num_gpus)
+    balance = placement_balance(load, phy2log, logcnt, preset.num_groups, preset.num_nodes, preset.num_gpus,
+                                preset.group_local)
     layer_bal = per_layer_balancedness(gpu_loads(load, phy2log, logcnt, preset.num_gpus))
     return balance.to_dict(), layer_bal.view(len(placements), -1).mean(dim=0)
 
@@ -98,8 +98,7 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
     samples, balance, previous = [], [], None
     for i, (window, perm) in enumerate(inputs):
         output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous)
-        placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
-                                       preset.num_gpus)
+        placement = validate_on(output, preset)
         if i >= warmup:
             samples.append(seconds)
             loads = gpu_loads(torch.from_numpy(window), placement[0], placement[2], preset.num_gpus)

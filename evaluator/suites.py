@@ -9,47 +9,77 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluator.deployment import Deployment, DeploymentError
 from evaluator.presets import Preset, get_preset
 from evaluator.traces import load_trace
 from evaluator.workloads import FAMILIES, generate
 
+DEFAULT_WINDOWS = 4
+
 
 @dataclass(frozen=True)
 class Case:
-    """One evaluation case: a synthetic load history on one preset.
+    """One evaluation case: a load history on one deployment of one model.
 
-    ``windows`` load matrices are generated; placements computed from window t are
-    scored on window t + 1 (and on t itself, the oracle score).
+    ``windows`` load matrices are generated (or read from a trace); placements computed
+    from window t are scored on window t + 1 (and on t itself, the oracle score).
+    ``deployment`` (a :class:`evaluator.deployment.Deployment` spec) replaces the preset's
+    default one.
     """
 
     family: str
-    preset: str
+    preset: str | None
     seed: int
-    windows: int = 4
+    windows: int = DEFAULT_WINDOWS
     params: tuple[tuple[str, float], ...] = field(default=())
     # A traced case reads its windows from a file instead (family "trace"); the file's
-    # content hash is part of the key, so an edited trace is a new case.
+    # content hash is part of the key, so an edited trace is a new case. Layers and
+    # experts come from the trace (``shape``), the deployment from the preset or ``deployment``.
     trace: str | None = None
     window: int | None = None
     trace_sha: str | None = None
     # A private case (see :func:`private_cases`) replaces public seed ``private_of``.
     private_of: int | None = None
+    deployment: str | None = None
+    shape: tuple[int, int] | None = None
 
     @classmethod
-    def from_trace(cls, path: str, preset: str, window: int | None = None) -> Case:
-        """A case replaying the trace at ``path`` on ``preset`` (checked now: bad files raise TraceError)."""
-        p = get_preset(preset)
-        windows = load_trace(path, window, p.num_layers, p.num_experts)
-        return cls("trace", preset, 0, len(windows), trace=str(path), window=window, trace_sha=_content_hash(path))
+    def from_trace(cls, path: str, preset: str | None = None, window: int | None = None,
+                   deployment: str | None = None) -> Case:
+        """A case replaying the trace at ``path`` on ``preset``'s deployment or ``deployment``.
+
+        Checked now: a bad file raises TraceError, a deployment that cannot hold the trace's
+        experts raises DeploymentError.
+        """
+        if preset is None and deployment is None:
+            raise DeploymentError("a trace needs a preset or a deployment (slots=S,gpus=G,nodes=N)")
+        windows = load_trace(path, window)
+        case = cls("trace", preset, 0, len(windows), trace=str(path), window=window, trace_sha=_content_hash(path),
+                   deployment=_canonical(deployment), shape=(windows.shape[1], windows.shape[2]))
+        case.get_preset()
+        return case
+
+    def with_deployment(self, deployment: str | None) -> Case:
+        """This case on ``deployment`` (checked: DeploymentError names the case)."""
+        case = replace(self, deployment=_canonical(deployment))
+        case.get_preset()
+        return case
+
+    @property
+    def where(self) -> str:
+        """``@preset[deployment]``: the deployment part of the name."""
+        return f"@{self.preset or ''}" + (f"[{self.deployment}]" if self.deployment else "")
 
     @property
     def name(self) -> str:
         if self.trace is not None:
-            return f"trace:{Path(self.trace).name}@{self.preset}" + (f"/w{self.window}" if self.window else "")
+            return f"trace:{Path(self.trace).name}{self.where}" + (f"/w{self.window}" if self.window else "")
         extra = "".join(f",{k}={v:g}" for k, v in self.params)
+        if self.windows != DEFAULT_WINDOWS:
+            extra += f",windows={self.windows}"
         if self.private_of is not None:  # the seed itself is the secret
-            return f"{self.family}{extra}@{self.preset}#private{self.private_of}"
-        return f"{self.family}{extra}@{self.preset}#s{self.seed}"
+            return f"{self.family}{extra}{self.where}#private{self.private_of}"
+        return f"{self.family}{extra}{self.where}#s{self.seed}"
 
     @property
     def key(self) -> str:
@@ -59,16 +89,26 @@ class Case:
             payload += [self.trace_sha, self.window]
         if self.private_of is not None:
             payload += ["private", self.private_of]
+        if self.deployment is not None:
+            payload += ["deployment", self.deployment]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
     def get_preset(self) -> Preset:
-        return get_preset(self.preset)
+        """The model and deployment this case runs on (DeploymentError when they do not fit)."""
+        deployment = Deployment.parse(self.deployment) if self.deployment else None
+        if self.preset is None:
+            L, E = self.shape
+            return Preset("trace", "(from the trace)", L, E, 1, 0, E, 1, 1).deployed(deployment)
+        base = get_preset(self.preset)
+        layers, experts = self.shape if self.shape else (None, None)
+        if deployment is None and self.shape is None:
+            return base
+        return base.deployed(deployment, layers, experts)
 
     def history(self) -> np.ndarray:
-        """``[windows, L, E]`` token counts."""
+        """``[windows, L, E]`` token counts: int64, or float64 for a trace whose loads are not whole."""
         if self.trace is not None:
-            p = self.get_preset()
-            return load_trace(self.trace, self.window, p.num_layers, p.num_experts)
+            return as_counts(load_trace(self.trace, self.window))
         return generate(self.family, self.get_preset(), self.seed, self.windows, dict(self.params))
 
     def to_dict(self) -> dict:
@@ -84,12 +124,29 @@ class Case:
             "window": self.window,
             "trace_sha": self.trace_sha,
             "private_of": self.private_of,
+            "deployment": self.deployment,
+            "shape": list(self.shape) if self.shape else None,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Case:
+        shape = d.get("shape")
         return cls(d["family"], d["preset"], int(d["seed"]), int(d["windows"]), tuple(sorted(d["params"].items())),
-                   d.get("trace"), d.get("window"), d.get("trace_sha"), d.get("private_of"))
+                   d.get("trace"), d.get("window"), d.get("trace_sha"), d.get("private_of"), d.get("deployment"),
+                   tuple(shape) if shape else None)
+
+
+def _canonical(deployment: str | None) -> str | None:
+    return None if deployment is None else Deployment.parse(deployment).spec
+
+
+def as_counts(history: np.ndarray) -> np.ndarray:
+    """``history`` as int64 token counts when every load is whole (what published evaluators pass)."""
+    if history.dtype.kind in "iu":
+        return history.astype(np.int64, copy=False)
+    if np.all(np.mod(history, 1) == 0) and float(np.abs(history).max(initial=0)) < 2**62:
+        return history.astype(np.int64)
+    return history
 
 
 def private_cases(cases: list[Case], secret: str) -> list[Case]:
@@ -127,6 +184,16 @@ def _grid(families: list[str], presets: list[str], seeds: list[int], windows: in
 
 
 ALL_FAMILIES = list(FAMILIES)
+REAL_TRACES = Path(__file__).resolve().parent.parent / "traces" / "real"
+# (file, model preset giving the deployment, records per window); provenance in traces/real/README.md.
+_REAL = [
+    ("harmoeny_qwen15moe_bookcorpus.npy", "qwen1.5-moe-a2.7b", 1),
+    ("harmoeny_qwen15moe_wikitext.npy", "qwen1.5-moe-a2.7b", 1),
+    ("exflow_qwen_bookcorpus.npy", "qwen1.5-moe-a2.7b", 1),
+    ("harmoeny_switch128_bookcorpus.npy", "switch-base-128", 1),
+    ("harmoeny_switch128_wikitext.npy", "switch-base-128", 1),
+    ("mixtral8x7b_gsm8k_humaneval_pertoken.npy", "mixtral-8x7b", 16),
+]
 
 SUITES: dict[str, list[Case]] = {
     # Every family on a hierarchical (deepseek-v3) and two global presets, plus the
@@ -137,6 +204,8 @@ SUITES: dict[str, list[Case]] = {
     "smoke": _grid(["zipf", "hotspot", "group_skewed"], ["deepseek-v3", "gpt-oss-120b"], [0], windows=2),
     # Several seeds of every family on every preset: slower, for final comparisons.
     "full": _grid(ALL_FAMILIES, ["deepseek-v3", "qwen3-235b", "kimi-k2", "gpt-oss-120b", "mixtral-8x7b"], [0, 1, 2]),
+    # Recorded traces of real models (traces/real/README.md), each on its model preset's deployment.
+    "real": [Case.from_trace(str(REAL_TRACES / f), preset, window) for f, preset, window in _REAL],
 }
 
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from evaluator.presets import Preset
+
 _INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 class InvalidPlacement(ValueError):
     """The output is not a placement; the message says why."""
+
+
+class ConstraintViolation(InvalidPlacement):
+    """The output is a placement, but one the deployment forbids; the message says where."""
 
 
 def _check_tensor(name: str, value: object, shape: tuple[int | None, ...]) -> torch.Tensor:
@@ -104,3 +110,33 @@ def _check_log2phy(log2phy: torch.Tensor, phy2log: torch.Tensor, logcnt: torch.T
     if (seen != 1).any():
         layer, slot = (seen != 1).nonzero()[0].tolist()
         raise InvalidPlacement(f"slot {slot} of layer {layer} appears {int(seen[layer, slot])} times in log2phy")
+
+
+def group_presence(phy2log: torch.Tensor, num_experts: int, num_groups: int, num_nodes: int) -> torch.Tensor:
+    """``[L, groups, N]`` whether node n holds a replica of group q; node n holds slots ``n*P/N ..``."""
+    L, P = phy2log.shape
+    group = phy2log // (num_experts // num_groups)
+    node = torch.arange(P).div(P // num_nodes, rounding_mode="floor").expand(L, P)
+    present = torch.zeros(L, num_groups, num_nodes, dtype=torch.bool)
+    present[torch.arange(L)[:, None].expand(L, P), group, node] = True
+    return present
+
+
+def check_group_local(phy2log: torch.Tensor, num_experts: int, num_groups: int, num_nodes: int) -> None:
+    """Raise :class:`ConstraintViolation` unless every expert group of ``phy2log [L, P]`` sits on one node."""
+    present = group_presence(phy2log, num_experts, num_groups, num_nodes)
+    spread = present.sum(dim=-1)
+    if (spread > 1).any():
+        layer, g = (spread > 1).nonzero()[0].tolist()
+        nodes = present[layer, g].nonzero().flatten().tolist()
+        raise ConstraintViolation(f"group_local=required, but expert group {g} of layer {layer} has replicas on "
+                                  f"nodes {', '.join(map(str, nodes))}")
+
+
+def validate_on(output: object, preset: Preset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`validate_placement` for ``preset``'s shape, and its deployment's locality rule."""
+    placement = validate_placement(output, preset.num_layers, preset.num_experts, preset.num_replicas,
+                                   preset.num_gpus)
+    if preset.group_local:
+        check_group_local(placement[0], preset.num_experts, preset.num_groups, preset.num_nodes)
+    return placement

@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from evaluator.deployment import DeploymentError
 from evaluator.presets import PRESETS, UnknownPresetError, get_preset
 from evaluator.suites import SUITES, Case, UnknownSuiteError, get_suite, private_cases
 from evaluator.traces import TraceError
@@ -61,6 +62,12 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def _add_deployment_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deployment", metavar="SPEC",
+                   help="slots=S,gpus=G,nodes=N[,groups=K][,group_local=required|free]: run every case on this "
+                        "deployment instead of its preset's (with --trace, layers and experts come from the trace)")
+
+
 def _add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})")
 
@@ -73,8 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
     ev.add_argument("--suite", default="default", help="suite name (see `eplb-harness suites`)")
     ev.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
-    ev.add_argument("--trace", help="evaluate on this expert-load trace instead of a suite (needs one --preset)")
+    ev.add_argument("--trace", help="evaluate on this expert-load trace instead of a suite (needs one --preset "
+                                    "or --deployment)")
     ev.add_argument("--window", type=_positive_int, help="records summed per trace window (format default)")
+    _add_deployment_arg(ev)
+    ev.add_argument("--sweep", action="append", default=[], metavar="KNOB=V1,V2,...",
+                    help="also evaluate each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0")
     ev.add_argument("--out", default="results", help="directory for the per-case CSV/JSON (default results/)")
     _add_store_arg(ev)
     ev.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Optuna storage URL (PostgreSQL for many workers)")
     tu.add_argument("--suite", default="smoke")
     tu.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+    _add_deployment_arg(tu)
     tu.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance")
     tu.add_argument("--sampler", choices=["tpe", "cmaes", "nsga2", "random"], default=None,
                     help="default tpe, nsga2 for pareto")
@@ -135,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay a trace: rebalance every K windows, score each window")
     rp.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
     rp.add_argument("--trace", required=True, help="expert-load trace (see README for formats)")
-    rp.add_argument("--preset", action="append", required=True, help="deployment shape of the trace")
+    rp.add_argument("--preset", action="append", help="model preset whose deployment the trace runs on")
+    _add_deployment_arg(rp)
     rp.add_argument("--window", type=_positive_int, help="records summed per window (format default)")
     rp.add_argument("--every", type=_positive_int, default=1, help="rebalance every K windows")
     rp.add_argument("--estimator", choices=["last", "sliding", "ema"], default="last",
@@ -163,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="runtime per preset (ratio to the baseline, same run) and suite balance")
     bn.add_argument("candidates", nargs="*", default=["candidates"], help="candidate files or directories")
     bn.add_argument("--presets", nargs="+", default=list(PRESETS), help="presets to time on")
+    _add_deployment_arg(bn)
     bn.add_argument("--repeats", type=_positive_int, default=20, help="timed calls per preset (after warm-up)")
     bn.add_argument("--suite", default="default", help="suite for the balance columns")
     bn.add_argument("--out", default="results/bench", help="folder for bench.csv")
@@ -174,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--against", help="reference candidate .py file (default: the baseline)")
     cp.add_argument("--suite", default="default", help="suite whose cases are repeated with every seed")
     cp.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+    _add_deployment_arg(cp)
     cp.add_argument("--seeds", type=_seed_list, default=list(range(5)), help="FIRST-LAST or a comma list (default 0-4)")
     cp.add_argument("--confidence", type=float, default=0.95, help="level of the t-intervals (default 0.95)")
     cp.add_argument("--out", default="results/compare", help="folder for compare.csv and differences.csv")
@@ -187,22 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cases(args: argparse.Namespace):
-    if getattr(args, "trace", None):
-        if not args.preset or len(args.preset) != 1:
-            raise UsageError("--trace needs exactly one --preset giving the deployment shape")
-        try:
-            return [Case.from_trace(args.trace, args.preset[0], args.window)]
-        except TraceError as exc:
-            raise UsageError(str(exc)) from None
-    cases = get_suite(args.suite)
-    if args.preset:
-        for name in args.preset:
-            get_preset(name)
-        cases = [c for c in cases if c.preset in args.preset]
-        if not cases:
-            raise UsageError(f"suite {args.suite!r} has no case on preset(s) {', '.join(args.preset)}")
-    return cases
+def _cases(args: argparse.Namespace) -> list[Case]:
+    """The cases a command runs: its trace, or its suite's (kept to ``--preset``), on ``--deployment`` if given."""
+    deployment = getattr(args, "deployment", None)
+    try:
+        if getattr(args, "trace", None):
+            if args.preset and len(args.preset) > 1:
+                raise UsageError("--trace takes at most one --preset")
+            if not args.preset and deployment is None:
+                raise UsageError("--trace needs a --preset or a --deployment giving the slots, GPUs and nodes")
+            return [Case.from_trace(args.trace, args.preset[0] if args.preset else None, args.window, deployment)]
+        cases = get_suite(args.suite)
+        if args.preset:
+            for name in args.preset:
+                get_preset(name)
+            cases = [c for c in cases if c.preset in args.preset]
+            if not cases:
+                raise UsageError(f"suite {args.suite!r} has no case on preset(s) {', '.join(args.preset)}")
+        return [c.with_deployment(deployment) for c in cases] if deployment else cases
+    except (TraceError, DeploymentError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _checked_candidates(specs: list[str]) -> list[Candidate]:
@@ -233,6 +252,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 broken[cand.name] = str(exc)
     for reason in broken.values():
         print(f"error: {reason}", file=sys.stderr)
+    candidates = _with_knob_variants(candidates, args.sweep)
     if not candidates:
         if not broken:
             print("error: no candidate found", file=sys.stderr)
@@ -254,7 +274,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         broken[name] = reason
 
     per_case = case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
-    table = leaderboard(per_case)
+    table = leaderboard(per_case, case_keys=[c.key for c in cases])
     out = Path(args.out) / f"run-{report.run_id}"
     out.mkdir(parents=True, exist_ok=True)
     per_case.to_csv(out / "cases.csv", index=False)
@@ -275,8 +295,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     per_case = case_results(store, [c.key for c in cases])
     if per_case.empty:
         raise UsageError(f"the store {args.db} has no evaluation on suite {args.suite!r}")
-    table = leaderboard(per_case, rank_by=args.rank_by)
-    columns = None if args.all_columns else SUMMARY_COLUMNS + ["combined_score"] + [
+    table = leaderboard(per_case, rank_by=args.rank_by, case_keys=[c.key for c in cases])
+    columns = None if args.all_columns else SUMMARY_COLUMNS + [
         c for c in table.columns if c.startswith("gpu_bal:")
     ]
     print(format_table(table, args.format, columns))
@@ -482,9 +502,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from harness.runner import RunConfig, evaluate, time_task
 
-    for name in args.presets:
-        get_preset(name)
+    timed_cases = [Case("zipf", get_preset(p).name, 0, windows=1) for p in args.presets]
     cases = get_suite(args.suite)
+    if args.deployment:  # the balance columns too, on the suite's cases of these presets
+        cases = [c for c in cases if c.preset in args.presets]
+        try:
+            timed_cases = [c.with_deployment(args.deployment) for c in timed_cases]
+            cases = [c.with_deployment(args.deployment) for c in cases]
+        except DeploymentError as exc:
+            raise UsageError(str(exc)) from None
     candidates = _checked_candidates(args.candidates)
     store = Store(args.db)
     report = evaluate(store, candidates, cases, RunConfig(jobs=os.cpu_count() or 1, quiet=args.quiet,
@@ -493,12 +519,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     everyone = [store.get_candidate(cid) for cid in report.candidate_ids]  # the baseline first
     # Serial, one worker at a time; the baseline and the candidates alternate on each preset.
     seed = secrets.randbits(32)  # the same unguessable timing inputs for every candidate
-    tasks = [(c, Case("zipf", p, 0, windows=1), args.repeats, 3, seed) for p in args.presets for c in everyone]
+    tasks = [(c, case, args.repeats, 3, seed) for case in timed_cases for c in everyone]
     rows = []
     for index, outcome in sandbox.run_tasks(time_task, tasks, sandbox.Limits(), jobs=1):
         cand, case, *_ = tasks[index]
         stats = outcome.value or {}
-        rows.append({"candidate": cand.name, "candidate_id": cand.id, "preset": case.preset,
+        rows.append({"candidate": cand.name, "candidate_id": cand.id, "preset": case.where[1:],
                      "median_ms": stats.get("median_s", float("nan")) * 1e3,
                      "iqr_ms": stats.get("iqr_s", float("nan")) * 1e3,
                      # balance of the timed answers themselves: a candidate cannot be fast by answering worse
@@ -507,7 +533,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table = pd.DataFrame(rows)
     base = table[table["candidate_id"] == report.baseline_id].set_index("preset")["median_ms"]
     table["speedup_vs_baseline"] = table["preset"].map(base) / table["median_ms"]
-    table = table.merge(balance[["candidate_id", "gpu_balancedness", "gap_to_bound", "failures"]],
+    table = table.merge(balance[["candidate_id", "gpu_balancedness", "gap_to_bound", "group_node_spread", "adrs_score",
+                                 "failures"]],
                         on="candidate_id", how="left").drop(columns="candidate_id")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -519,7 +546,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.comparison import COMPARED, compare_table, paired_differences, reseeded, verdict_counts
+    import pandas as pd
+
+    from harness.comparison import COMPARED, LOCALITY, compare_table, paired_differences, reseeded, verdict_counts
     from harness.runner import RunConfig, evaluate
 
     if not 0 < args.confidence < 1:
@@ -542,6 +571,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     differences.to_csv(out / "differences.csv", index=False)
     table.to_csv(out / "compare.csv", index=False)
     shown = table[["case", "seeds", "failed"]].copy()
+    shown["group spread (ref)"] = [f"{a:.2f} ({b:.2f})" if pd.notna(a) else "no groups"
+                                   for a, b in zip(table[LOCALITY], table[f"reference_{LOCALITY}"], strict=True)]
     for figure in COMPARED.values():
         shown[f"{figure} diff"] = table[f"{figure}_diff"].map("{:+.5f}".format)
         shown[f"{figure} {args.confidence:.0%} CI"] = [f"[{lo:+.5f}, {hi:+.5f}]" for lo, hi in
@@ -577,7 +608,8 @@ def cmd_suites(args: argparse.Namespace) -> int:
     for name, cases in SUITES.items():
         print(f"{name}: {len(cases)} cases")
         for case in cases:
-            print(f"  {case.name}")
+            p = case.get_preset()
+            print(f"  {case.name:<64} {p.num_layers} x {p.num_experts} on {p.deployment.spec}")
     return 0
 
 
@@ -601,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, UnknownSuiteError, UnknownPresetError, ContractError, StoreError, SandboxError) as exc:
+    except (UsageError, UnknownSuiteError, UnknownPresetError, ContractError, StoreError, SandboxError,
+            DeploymentError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
 

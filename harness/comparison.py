@@ -20,6 +20,8 @@ from evaluator.suites import Case
 
 # The t -> t+1 score (what the leaderboard ranks) and the same-window score (no prediction error).
 COMPARED = {"gpu_balancedness": "next_window", "oracle_gpu_balancedness": "same_window"}
+# Shown for each side, not differenced: what the balance costs in locality.
+LOCALITY = "group_node_spread"
 
 
 def reseeded(cases: list[Case], seeds: list[int]) -> list[Case]:
@@ -40,12 +42,13 @@ def case_group(case: Case) -> str:
 
 def paired_differences(per_case: pd.DataFrame, cases: list[Case], candidate_id: str,
                        reference_id: str) -> pd.DataFrame:
-    """One row per case: ``group``, ``seed`` and candidate minus reference for each compared figure.
+    """One row per case: ``group``, ``seed``, candidate minus reference for each compared figure,
+    and each side's ``group_node_spread`` (``reference_group_node_spread``).
 
     ``per_case`` is :func:`harness.leaderboard.case_results` output. A case either
     side failed on has NaN differences and ``failed`` True.
     """
-    figures = list(COMPARED)
+    figures = list(COMPARED) + [LOCALITY]
     ok = per_case[per_case["failure_kind"].isna()].set_index(["candidate_id", "case_key"])
     rows = []
     for case in cases:
@@ -54,10 +57,16 @@ def paired_differences(per_case: pd.DataFrame, cases: list[Case], candidate_id: 
             cand = ok.loc[(candidate_id, case.key), figures]
             ref = ok.loc[(reference_id, case.key), figures]
         except KeyError:
-            rows.append(row | {COMPARED[f]: np.nan for f in figures} | {"failed": True})
+            rows.append(row | {COMPARED[f]: np.nan for f in COMPARED} | {"failed": True})
             continue
-        rows.append(row | {COMPARED[f]: float(cand[f] - ref[f]) for f in figures} | {"failed": False})
+        rows.append(row | {COMPARED[f]: float(cand[f] - ref[f]) for f in COMPARED} | {"failed": False}
+                    | {LOCALITY: _number(cand[LOCALITY]), f"reference_{LOCALITY}": _number(ref[LOCALITY])})
     return pd.DataFrame(rows)
+
+
+def _number(value: object) -> float:
+    """A stored figure as a float; NaN where it does not apply (None, e.g. no expert groups)."""
+    return float(value) if pd.notna(value) else np.nan
 
 
 def _verdict(diffs: np.ndarray, low: float, high: float) -> str:
@@ -75,7 +84,8 @@ def _verdict(diffs: np.ndarray, low: float, high: float) -> str:
 
 
 def compare_table(differences: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per case group: seeds compared, and for each figure the mean difference, its t-interval and a verdict.
+    """Per case group: seeds compared, each side's mean ``group_node_spread``, and for each figure the mean
+    difference, its t-interval and a verdict.
 
     The verdict is ``better`` / ``worse`` when the interval excludes 0, ``equal`` when
     every seed gives exactly the same figure, else ``indistinguishable``. One seed gives
@@ -85,6 +95,8 @@ def compare_table(differences: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     for group, part in differences.groupby("group", sort=False):
         good = part[~part["failed"]]
         row = {"case": group, "seeds": len(good), "failed": int(part["failed"].sum())}
+        for column in (LOCALITY, f"reference_{LOCALITY}"):
+            row[column] = float(good[column].mean()) if column in good and len(good) else np.nan
         for figure in COMPARED.values():
             d = good[figure].to_numpy()
             mean = float(d.mean()) if len(d) else np.nan

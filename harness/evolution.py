@@ -49,6 +49,8 @@ class EvolveConfig:
     parents: list[str]
     operators: dict
     suite: str = "smoke"
+    # A deployment spec (slots=S,gpus=G,nodes=N[,groups=K][,group_local=...]) for every case of the suite.
+    deployment: str | None = None
     # Fitness on the suite's private twin (seeds only this store knows): no program can
     # regenerate the windows it is scored on. False: the public, published seeds.
     private: bool = True
@@ -88,15 +90,22 @@ def load_config(path: str | Path) -> EvolveConfig:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name) or ".." in config.name:
         raise ConfigError(f"{path}: name {config.name!r} must be a plain folder name (letters, digits, _ . -)")
     try:
-        get_suite(config.suite)
+        suite_cases(config)
         build_operators(config.operators)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
+def suite_cases(config: EvolveConfig) -> list[Case]:
+    """The public cases of the config's suite, on its deployment (DeploymentError if they do not fit)."""
+    cases = get_suite(config.suite)
+    return [c.with_deployment(config.deployment) for c in cases] if config.deployment else cases
+
+
 # What each key's value must be (bool is not an int here, an int is a float).
-_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "private": bool, "seed": int,
+_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "deployment": (str, type(None)),
+              "private": bool, "seed": int,
               "islands": int, "children_per_island": int, "max_evaluations": int, "max_seconds": (float, type(None)),
               "migration_interval": int, "elite_prob": float, "features": dict, "jobs": int, "timeout_s": float,
               "memory_mb": int, "out": str}
@@ -146,7 +155,7 @@ class Evolution:
         self.config = config
         self.store = store
         self.quiet = quiet
-        self.cases = get_suite(config.suite)
+        self.cases = suite_cases(config)
         if config.private:
             self.cases = private_cases(self.cases, store.suite_secret())
         self.operators = build_operators(config.operators)
@@ -340,7 +349,7 @@ class Evolution:
             idle = idle + 1 if self.evaluations == before else 0
         best = max((m for a in self.archives for m in a.values()), key=lambda m: (m.fitness, m.candidate_id))
         if self.config.private:  # the published figure: the best on the public suite, beside the others
-            row = self._evaluate([self.store.get_candidate(best.candidate_id)], get_suite(self.config.suite))
+            row = self._evaluate([self.store.get_candidate(best.candidate_id)], suite_cases(self.config))
             self.public_fitness = row[best.candidate_id]["gpu_balancedness"]
         self.write_outputs(best)
         return best

@@ -12,15 +12,23 @@ from harness.store import Store
 SCORE_COLUMNS = [
     "gpu_balancedness",
     "gap_to_bound",
+    "gap_to_grouped_bound",
     "node_balancedness",
     "oracle_gpu_balancedness",
     "replica_balancedness",
 ]
 # Placement-quality figures beyond balance, averaged over the cases a candidate passed.
-_PLACEMENT_COLUMNS = ["copies_moved_share", "duplicate_gpu_share"]
-RANKABLE = SCORE_COLUMNS + ["combined_score", "speedup", "runtime_ms"]
+_PLACEMENT_COLUMNS = ["group_node_spread", "copies_moved_share", "duplicate_gpu_share"]
+RANKABLE = SCORE_COLUMNS + ["adrs_score", "combined_score", "speedup", "runtime_ms"]
 # Direction of "better" for each rankable figure.
 _ASCENDING = {"runtime_ms": True}
+
+
+def adrs_score(gpu_balancedness: float, mean_runtime_s: float) -> float:
+    """The published EPLB evaluators' score: ``90 x balancedness + 5 x min(0.002 s / t, 2)``, minus
+    ``min(20 t, 20)`` when ``t > 0.01 s``; ``t`` is the mean rebalance time in seconds."""
+    t = mean_runtime_s
+    return 90 * gpu_balancedness + 5 * min(0.002 / t, 2) - (min(20 * t, 20) if t > 0.01 else 0.0)
 
 
 def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids: list[str] | None = None,
@@ -53,19 +61,26 @@ def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids
     return out
 
 
-def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness") -> pd.DataFrame:
-    """One row per candidate, best first; ties on the ranking figure go to the faster one.
+def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
+                case_keys: list[str] | None = None) -> pd.DataFrame:
+    """One row per candidate; only candidates with a result or a recorded failure on every case are ranked.
+
+    ``case_keys`` is the case set (default: every case in ``per_case``). A candidate that
+    lacks some of it has no ``rank`` and is listed after the ranked ones; ``coverage``
+    says how many of the cases it has. Ranked best first; ties go to the faster one.
 
     Columns: the averaged scores (failed cases count 0), ``runtime_ms`` (median over
     cases of the median call time), ``speedup`` (geometric mean over cases of
-    baseline time / candidate time, same run), ``combined_score`` (the published
-    benchmark's ``(replica balancedness + 0.02 s / mean runtime) / 2``), one
-    ``gpu_balancedness`` column per workload family, ``failures`` and ``cases``.
+    baseline time / candidate time, same run), ``adrs_score`` (:func:`adrs_score` of the
+    mean GPU balancedness and the mean call time), ``combined_score`` (an older
+    benchmark's ``(replica balancedness + 0.02 s / mean runtime) / 2``), the placement
+    figures (``group_node_spread`` ...) over the passed cases, one ``gpu_balancedness``
+    column per workload family, ``failures``, ``cases`` and ``coverage``.
     """
     if rank_by not in RANKABLE:
         raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANKABLE)}")
     if per_case.empty:
-        return pd.DataFrame(columns=["candidate", *RANKABLE, "failures", "cases"])
+        return pd.DataFrame(columns=["rank", "candidate", *RANKABLE, "failures", "cases", "coverage"])
     df = per_case.copy()
     for col in SCORE_COLUMNS:
         df[col] = df[col].where(df["ok"], 0.0) if col in df else 0.0
@@ -82,29 +97,47 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness") -> pd
     table["speedup"] = groups["speedup"].apply(lambda s: float(np.exp(np.log(s.dropna()).mean())) if s.notna().any()
                                                else np.nan)
     mean_runtime_s = groups["runtime_ms"].mean() / 1e3
+    table["adrs_score"] = [adrs_score(b, t) if t > 0 else np.nan
+                           for b, t in zip(table["gpu_balancedness"], mean_runtime_s.reindex(table.index), strict=True)]
     table["combined_score"] = (table["replica_balancedness"] + 0.02 / mean_runtime_s) / 2
     families = df.pivot_table(index="candidate_id", columns="family", values="gpu_balancedness", aggfunc="mean")
     table = table.join(families.add_prefix("gpu_bal:"))
+    wanted = set(df["case_key"]) if case_keys is None else set(case_keys)
+    covered = df[df["case_key"].isin(wanted)].groupby("candidate_id")["case_key"].nunique()
+    table["coverage"] = covered.reindex(table.index).fillna(0).astype(int).map(lambda n: f"{n}/{len(wanted)}")
+    complete = covered.reindex(table.index).fillna(0) == len(wanted)
     ascending = _ASCENDING.get(rank_by, False)
-    table = table.sort_values([rank_by, "runtime_ms"], ascending=[ascending, True], na_position="last")
-    table.insert(0, "rank", range(1, len(table) + 1))
-    return table.reset_index()
+    ranked = table[complete].sort_values([rank_by, "runtime_ms"], ascending=[ascending, True], na_position="last")
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    apart = table[~complete].sort_values([rank_by], ascending=ascending, na_position="last")
+    apart.insert(0, "rank", pd.NA)
+    out = pd.concat([ranked, apart]) if len(apart) else ranked
+    out["rank"] = out["rank"].astype("Int64")
+    return out.reset_index()
 
 
 SUMMARY_COLUMNS = [
-    "rank", "candidate", "gpu_balancedness", "gap_to_bound", "node_balancedness", "oracle_gpu_balancedness",
-    "runtime_ms", "speedup", "copies_moved_share", "failures",
+    "rank", "candidate", "gpu_balancedness", "gap_to_bound", "group_node_spread", "node_balancedness",
+    "oracle_gpu_balancedness", "runtime_ms", "speedup", "adrs_score", "copies_moved_share", "failures", "coverage",
 ]
 
 
 def format_table(table: pd.DataFrame, fmt: str = "md", columns: list[str] | None = None) -> str:
-    """Render ``table`` as ``md``, ``csv`` or ``html``."""
+    """Render ``table`` as ``md``, ``csv`` or ``html``.
+
+    In ``md``, candidates without a rank (an incomplete case set) follow in a table of their own.
+    """
     if columns is not None:
         table = table[[c for c in columns if c in table]]
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "html":
-        return table.to_html(index=False, float_format=lambda x: f"{x:.4f}")
-    if fmt == "md":
+        return table.to_html(index=False, float_format=lambda x: f"{x:.4f}", na_rep="")
+    if fmt != "md":
+        raise ValueError(f"unknown format {fmt!r}; choose md, csv or html")
+    if "rank" not in table or table["rank"].notna().all():
         return table.to_markdown(index=False, floatfmt=".4f")
-    raise ValueError(f"unknown format {fmt!r}; choose md, csv or html")
+    ranked, apart = table[table["rank"].notna()], table[table["rank"].isna()].drop(columns="rank")
+    note = "Not ranked: results on only part of the case set (coverage = cases with a result or a recorded failure)"
+    return "\n\n".join([ranked.to_markdown(index=False, floatfmt=".4f"), note,
+                        apart.to_markdown(index=False, floatfmt=".4f")])

@@ -6,8 +6,9 @@ A candidate supplies ``balanced_packing`` and ``replicate_experts`` (and optiona
 
 * hierarchical, when ``num_groups % num_nodes == 0``: pack expert groups onto nodes,
   replicate experts inside each node, pack each node's replicas onto its GPUs;
-* global otherwise: the same with one group and one node, so replication and
-  packing see every expert and every GPU at once.
+* global otherwise, or when the module sets ``GROUP_LOCAL = 0`` (groups free): the same
+  with one group and one node, so replication and packing see every expert and every
+  GPU at once.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def compose_rebalance(module: ModuleType) -> RebalanceFn:
         weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         weight = weight.float().cpu()
-        if num_groups % num_nodes == 0:
+        if num_groups % num_nodes == 0 and getattr(module, "GROUP_LOCAL", 1):
             shape = (num_groups, num_nodes)
         else:
             shape = (1, 1)

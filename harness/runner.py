@@ -28,7 +28,7 @@ from tqdm import tqdm
 from evaluator.replay import ReplayPolicy, replay
 from evaluator.scoring import score_case, time_case
 from evaluator.suites import Case
-from evaluator.validation import InvalidPlacement
+from evaluator.validation import ConstraintViolation, InvalidPlacement
 from harness import sandbox
 from harness.candidate import Candidate, baseline
 from harness.store import Store
@@ -63,9 +63,11 @@ class RunReport:
 # -- tasks: harness functions that drive one sandboxed worker each ---------------------------
 @contextmanager
 def _invalid_is_a_failure(what: str = "") -> Iterator[None]:
-    """Report an output that is not a placement as the task's ``invalid`` failure."""
+    """Report an output that is not a placement as the task's ``invalid`` failure (``constraint``: a forbidden one)."""
     try:
         yield
+    except ConstraintViolation as exc:
+        raise sandbox.TaskFailure(sandbox.CONSTRAINT, f"{what}{exc}") from None
     except InvalidPlacement as exc:
         raise sandbox.TaskFailure(sandbox.INVALID, f"{what}{exc}") from None
 

@@ -52,7 +52,7 @@ from harness.sandbox.outcome import LIMIT_KINDS
 DEFAULT_URL = "sqlite:///results/harness.db"
 
 # Bump when the scoring protocol changes, so stored figures are not reused across it.
-EVAL_VERSION = 3
+EVAL_VERSION = 4
 
 
 def _now() -> datetime:
@@ -393,7 +393,7 @@ class Store:
                     case_key=case["case_key"],
                     case_name=case["case"],
                     family=case["family"],
-                    preset=case["preset"],
+                    preset=case["preset"] or "",
                     case=case,
                     run_id=run_id,
                     failure_kind=failure_kind,

@@ -85,6 +85,10 @@ def test_compare_against_another_candidate_pairs_the_same_histories(tmp_path):
     assert len(diffs) == 2 * 3 and diffs["group"].str.endswith("@gpt-oss-120b").all()
     # Same counts and packing rule as the baseline: equal same-window balance up to ties and duplicate swaps.
     assert diffs["same_window"].abs().max() < 0.01
+    # Locality of both sides: GPT-OSS has no expert groups, so there is none to show.
+    table = pd.read_csv(tmp_path / "out" / "compare.csv")
+    assert table["group_node_spread"].isna().all() and table["reference_group_node_spread"].isna().all()
+    assert "no groups" in result.stdout
 
 
 def test_bad_seed_list_is_one_line_and_exit_2(tmp_path):

@@ -212,9 +212,15 @@ def test_evaluate_on_a_trace_from_the_command_line(tmp_path):
     result = subprocess.run(args + ["--preset", "mixtral-8x7b"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "| vectorized_greedy" in result.stdout and "1 cases" in result.stdout
-    bad = subprocess.run(args + ["--preset", "deepseek-v3"], capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "does not fit the preset" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    # Layers and experts come from the trace: any deployment that holds 8 experts takes it.
+    custom = subprocess.run(args + ["--deployment", "slots=12,gpus=6,nodes=2"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert custom.returncode == 0, custom.stderr
+    assert "trace:h.json@[slots=12,gpus=6,nodes=2]/w2" in (tmp_path / "run-2" / "cases.csv").read_text()
+    bad = subprocess.run(args + ["--deployment", "slots=6,gpus=4"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "6 slots are not a multiple of 4 GPUs; 6 slots are fewer than the 8 experts" \
+        in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
 def test_synthetic_trace_is_labelled_reproducible_and_loadable(tmp_path):

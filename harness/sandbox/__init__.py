@@ -9,6 +9,7 @@ candidate produced.
 """
 
 from harness.sandbox.outcome import (
+    CONSTRAINT,
     CONTRACT,
     CRASH,
     ERROR,
@@ -27,7 +28,8 @@ from harness.sandbox.outcome import (
 from harness.sandbox.pool import SandboxError, Worker, remove_stale_folders, run_tasks, zygote
 
 __all__ = [
-    "CONTRACT", "CRASH", "ERROR", "EXIT", "FAILURE_KINDS", "INVALID", "LIMIT_KINDS", "MEMORY", "OUTPUT", "TIMEOUT",
+    "CONSTRAINT", "CONTRACT", "CRASH", "ERROR", "EXIT", "FAILURE_KINDS", "INVALID", "LIMIT_KINDS", "MEMORY",
+    "OUTPUT", "TIMEOUT",
     "Limits", "Outcome", "SandboxError", "TaskFailure", "Worker", "one_line", "remove_stale_folders", "run_tasks",
     "zygote",
 ]

@@ -9,12 +9,13 @@ from typing import Any
 CONTRACT = "contract"  # import failed, missing function, wrong signature
 ERROR = "error"  # raised an exception
 INVALID = "invalid"  # returned something that is not a placement, or broke the protocol
+CONSTRAINT = "constraint"  # a placement, but one the deployment forbids (a group split over nodes)
 EXIT = "exit"  # sys.exit / os._exit
 CRASH = "crash"  # killed by a signal (segfault, abort, ...)
 TIMEOUT = "timeout"  # passed the wall-time limit
 MEMORY = "memory"  # passed the memory limit
 OUTPUT = "output"  # printed past the output limit
-FAILURE_KINDS = (CONTRACT, ERROR, INVALID, EXIT, CRASH, TIMEOUT, MEMORY, OUTPUT)
+FAILURE_KINDS = (CONTRACT, ERROR, INVALID, CONSTRAINT, EXIT, CRASH, TIMEOUT, MEMORY, OUTPUT)
 # Failures that say as much about the run's limits as about the candidate: a run with
 # other limits must not reuse them.
 LIMIT_KINDS = (TIMEOUT, MEMORY, OUTPUT)
