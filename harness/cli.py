@@ -637,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
             DeploymentError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

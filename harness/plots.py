@@ -137,9 +137,15 @@ def plot_migration_tradeoff(totals: pd.DataFrame, path: Path) -> Path:
 
 
 def write_plots(per_case: pd.DataFrame, table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write ``pareto.png``, ``gap_heatmap.png`` and ``ranking.png`` into ``out_dir``."""
+    """Write ``pareto.png``, ``gap_heatmap.png`` and ``ranking.png`` into ``out_dir``.
+
+    Only ranked candidates (a result on every case of the set) are drawn: the others' means are over other cases.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if "rank" in table:
+        table = table[table["rank"].notna()]
+        per_case = per_case[per_case["candidate_id"].isin(table["candidate_id"])]
     return [
         plot_pareto(table, out / "pareto.png"),
         plot_gap_heatmap(per_case, table, out / "gap_heatmap.png"),

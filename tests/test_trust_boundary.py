@@ -448,6 +448,7 @@ REGENERATOR = """
         return module
 
     _sys.modules["evaluator"] = types.ModuleType("evaluator")
+    _module("evaluator.deployment", DEPLOYMENT_SOURCE)
     _presets = _module("evaluator.presets", PRESETS_SOURCE)
     _workloads = _module("evaluator.workloads", WORKLOADS_SOURCE)
 
@@ -476,7 +477,8 @@ def test_a_copy_of_the_generator_regenerates_a_public_suite_but_not_its_private_
     assert store.suite_secret() == Store(f"sqlite:///{tmp_path}/h.db").suite_secret()
     assert {c.key for c in private}.isdisjoint(c.key for c in public)
     assert all(c.name.endswith(f"#private{p.seed}") for c, p in zip(private, public, strict=True))
-    embedded = (f"PRESETS_SOURCE = {(ROOT / 'evaluator' / 'presets.py').read_text()!r}\n"
+    embedded = (f"DEPLOYMENT_SOURCE = {(ROOT / 'evaluator' / 'deployment.py').read_text()!r}\n"
+                f"PRESETS_SOURCE = {(ROOT / 'evaluator' / 'presets.py').read_text()!r}\n"
                 f"WORKLOADS_SOURCE = {(ROOT / 'evaluator' / 'workloads.py').read_text()!r}\n")
     cheat = from_source(_source(embedded + textwrap.dedent(REGENERATOR), tmp_path), name="regenerator")
     report = evaluate(store, [cheat], public + private, RunConfig(quiet=True, time_runs=False))
