@@ -106,3 +106,18 @@ def test_replay_command_prints_table_and_writes_timeline(tmp_path):
 def test_bad_policy_is_refused():
     with pytest.raises(ValueError, match="unknown estimator"):
         ReplayPolicy(estimator="crystal-ball")
+
+
+def test_replay_takes_a_deployment_instead_of_a_preset(tmp_path):
+    steps = np.random.default_rng(1).integers(0, 100, (6, 4, 8))  # 4 layers x 8 experts
+    (trace := tmp_path / "t.json").write_text(
+        json.dumps({"load_history": [{"logical_expert_load": s.tolist()} for s in steps]}))
+    base = [sys.executable, "-m", "harness", "replay", str(ROOT / "candidates" / "vectorized_greedy.py"),
+            "--trace", str(trace), "--window", "1", "--out", str(tmp_path / "out")]
+    result = subprocess.run(base + ["--deployment", "slots=12,gpus=4,nodes=2,groups=2,group_local=required"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    records = pd.read_csv(tmp_path / "out" / "replay.csv")
+    assert len(records) == 5 and (records["gpu_balancedness"] <= records["gpu_balancedness_bound"] + 1e-12).all()
+    neither = subprocess.run(base, capture_output=True, text=True, cwd=ROOT)
+    assert neither.returncode == 2 and "--trace needs a --preset or a --deployment" in neither.stderr
