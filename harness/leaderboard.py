@@ -75,7 +75,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
     mean GPU balancedness and the mean call time), ``combined_score`` (an older
     benchmark's ``(replica balancedness + 0.02 s / mean runtime) / 2``), the placement
     figures (``group_node_spread`` ...) over the passed cases, one ``gpu_balancedness``
-    column per workload family, ``failures``, ``cases`` and ``coverage``.
+    column per workload family (per model for traces), ``failures``, ``cases`` and ``coverage``.
     """
     if rank_by not in RANKABLE:
         raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANKABLE)}")
@@ -100,7 +100,9 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
     table["adrs_score"] = [adrs_score(b, t) if t > 0 else np.nan
                            for b, t in zip(table["gpu_balancedness"], mean_runtime_s.reindex(table.index), strict=True)]
     table["combined_score"] = (table["replica_balancedness"] + 0.02 / mean_runtime_s) / 2
-    families = df.pivot_table(index="candidate_id", columns="family", values="gpu_balancedness", aggfunc="mean")
+    # One column per workload family; traced cases, per model preset (a trace is its own workload).
+    df["workload"] = df["family"].where(df["family"] != "trace", "trace@" + df["preset"].astype(str))
+    families = df.pivot_table(index="candidate_id", columns="workload", values="gpu_balancedness", aggfunc="mean")
     table = table.join(families.add_prefix("gpu_bal:"))
     wanted = set(df["case_key"]) if case_keys is None else set(case_keys)
     covered = df[df["case_key"].isin(wanted)].groupby("candidate_id")["case_key"].nunique()
