@@ -18,7 +18,7 @@ from evaluator.workloads import FAMILIES
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, check_source, discover, from_file
 from harness.diffs import DiffError
-from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, case_results, format_table, leaderboard
+from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, adrs_score, case_results, format_table, leaderboard
 from harness.redact import redact
 from harness.sandbox import SandboxError
 from harness.store import DEFAULT_URL, Store, StoreError
@@ -533,9 +533,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     table = pd.DataFrame(rows)
     base = table[table["candidate_id"] == report.baseline_id].set_index("preset")["median_ms"]
     table["speedup_vs_baseline"] = table["preset"].map(base) / table["median_ms"]
-    table = table.merge(balance[["candidate_id", "gpu_balancedness", "gap_to_bound", "group_node_spread", "adrs_score",
-                                 "failures"]],
+    table = table.merge(balance[["candidate_id", "gpu_balancedness", "gap_to_bound", "group_node_spread", "failures"]],
                         on="candidate_id", how="left").drop(columns="candidate_id")
+    # The published score of the suite's balance at this preset's call time.
+    table["adrs_score"] = [adrs_score(b, t / 1e3) for b, t in zip(table["gpu_balancedness"], table["median_ms"],
+                                                                  strict=True)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "bench.csv", index=False)
