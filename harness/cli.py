@@ -72,8 +72,18 @@ def _add_store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})")
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("eplb-harness")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="eplb-harness", description="Evaluate, compare and evolve EPLB load balancers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ev = sub.add_parser("evaluate", help="score candidates on a suite and print the table")
@@ -96,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--repeats", type=_positive_int, default=5, help="timed calls per case (after warm-up)")
     ev.add_argument("--force", action="store_true", help="re-evaluate even when the store has the result")
     ev.add_argument("--no-timing", action="store_true", help="skip the timing phase")
+    ev.add_argument("--time-per-preset", action="store_true",
+                    help="time one case per preset and deployment (its zipf case) instead of every case")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
 
     lb = sub.add_parser("leaderboard", help="rank every stored candidate on a suite")
@@ -266,6 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=args.quiet,
         time_runs=not args.no_timing,
+        time_per_preset=args.time_per_preset,
     )
     command = "eplb-harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = evaluate(store, candidates, cases, config, command=command, suite=args.suite)

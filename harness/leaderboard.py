@@ -75,7 +75,8 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
     mean GPU balancedness and the mean call time), ``combined_score`` (an older
     benchmark's ``(replica balancedness + 0.02 s / mean runtime) / 2``), the placement
     figures (``group_node_spread`` ...) over the passed cases, one ``gpu_balancedness``
-    column per workload family (per model for traces), ``failures``, ``cases`` and ``coverage``.
+    column per workload family (per model for traces), ``failures``, ``cases``, ``coverage``
+    and ``timed`` (cases with a runtime; runtime figures are over those).
     """
     if rank_by not in RANKABLE:
         raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANKABLE)}")
@@ -93,6 +94,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
         **{col: (col, "mean") for col in _PLACEMENT_COLUMNS if col in df},
         failures=("ok", lambda s: int((~s).sum())),
         cases=("ok", "size"),
+        timed_cases=("runtime_ms", "count"),
     )
     table["speedup"] = groups["speedup"].apply(lambda s: float(np.exp(np.log(s.dropna()).mean())) if s.notna().any()
                                                else np.nan)
@@ -107,6 +109,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
     wanted = set(df["case_key"]) if case_keys is None else set(case_keys)
     covered = df[df["case_key"].isin(wanted)].groupby("candidate_id")["case_key"].nunique()
     table["coverage"] = covered.reindex(table.index).fillna(0).astype(int).map(lambda n: f"{n}/{len(wanted)}")
+    table["timed"] = [f"{t}/{n}" for t, n in zip(table.pop("timed_cases"), table["cases"], strict=True)]
     complete = covered.reindex(table.index).fillna(0) == len(wanted)
     ascending = _ASCENDING.get(rank_by, False)
     ranked = table[complete].sort_values([rank_by, "runtime_ms"], ascending=[ascending, True], na_position="last")
@@ -121,6 +124,7 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
 SUMMARY_COLUMNS = [
     "rank", "candidate", "gpu_balancedness", "gap_to_bound", "group_node_spread", "node_balancedness",
     "oracle_gpu_balancedness", "runtime_ms", "speedup", "adrs_score", "copies_moved_share", "failures", "coverage",
+    "timed",
 ]
 
 

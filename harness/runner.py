@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class RunConfig:
     force: bool = False
     quiet: bool = False
     time_runs: bool = True
+    # Time one case per preset and deployment (:func:`timed_subset`) instead of every case.
+    time_per_preset: bool = False
 
 
 @dataclass
@@ -116,8 +119,28 @@ def timed_balance_failure(timed: float, scored: float) -> str | None:
 
 
 # -- parent side ------------------------------------------------------------------------
-def _progress(total: int, desc: str, quiet: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="case", disable=quiet or total == 0, file=sys.stderr, leave=False)
+class _Progress:
+    """A tqdm bar when stderr is a terminal; in a piped log, one line when a stage starts and one when it ends."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        self.total, self.desc, self.failures = total, desc, 0
+        self.silent = quiet or total == 0
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=total, desc=desc, unit="case", file=sys.stderr, leave=False,
+                        disable=self.silent or not sys.stderr.isatty())
+        if not self.silent and self.bar.disable:
+            print(f"{desc}: {total} tasks", file=sys.stderr, flush=True)
+
+    def update(self, failed: bool = False) -> None:
+        self.failures += failed
+        self.bar.update(1)
+        self.bar.set_postfix(failures=self.failures)
+
+    def close(self) -> None:
+        self.bar.close()
+        if not self.silent and self.bar.disable:
+            print(f"{self.desc}: {self.total} done in {time.perf_counter() - self.started:.0f} s, "
+                  f"{self.failures} failed", file=sys.stderr, flush=True)
 
 
 def evaluate(
@@ -193,7 +216,7 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
                 report.reused += 1
             else:
                 todo.append((candidate, case))
-    bar = _progress(len(todo), "score", config.quiet)
+    bar = _Progress(len(todo), "score", config.quiet)
     for index, outcome in sandbox.run_tasks(score_task, todo, config.limits, config.jobs):
         candidate, case = todo[index]
         store.add_evaluation(
@@ -202,12 +225,27 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
         )
         report.scored += 1
         report.failed += not outcome.ok
-        bar.update(1)
-        bar.set_postfix(failures=report.failed)
+        bar.update(not outcome.ok)
     bar.close()
 
 
+def timed_subset(cases: list[Case]) -> list[Case]:
+    """One case per preset and deployment, in suite order: its first ``zipf`` case, else its first case.
+
+    A call's time depends on the shape far more than on the loads, so this times every shape
+    at a fraction of the cost; the leaderboard's ``timed`` column says how many cases were timed.
+    """
+    chosen: dict[str, Case] = {}
+    for case in cases:
+        if case.where not in chosen or case.family == "zipf" and chosen[case.where].family != "zipf":
+            chosen[case.where] = case
+    keep = {c.key for c in chosen.values()}
+    return [c for c in cases if c.key in keep]
+
+
 def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
+    if config.time_per_preset:
+        cases = timed_subset(cases)
     ids = [c.id for c in loadable]
     scored = store.evaluations_frame(ids, [c.key for c in cases])
     oracle = {} if scored.empty else {
@@ -221,7 +259,7 @@ def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], conf
         for candidate in loadable
         if (candidate.id, case.key) in oracle
     ]
-    bar = _progress(len(todo), "time", config.quiet)
+    bar = _Progress(len(todo), "time", config.quiet)
     # jobs=1: one timed worker at a time, nothing else competing for the CPU.
     for index, outcome in sandbox.run_tasks(time_task, todo, config.limits, jobs=1):
         candidate, case, *_ = todo[index]
@@ -230,5 +268,5 @@ def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], conf
             reason = timed_balance_failure(outcome.value["gpu_balancedness"], oracle[(candidate.id, case.key)])
             kind = sandbox.INVALID if reason else None
         store.add_timing(report.run_id, candidate.id, case.key, None if kind else outcome.value, kind, reason)
-        bar.update(1)
+        bar.update(kind is not None)
     bar.close()

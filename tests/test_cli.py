@@ -42,6 +42,23 @@ def test_evaluate_prints_table_and_writes_csv_and_json(tmp_path, capsys):
     assert len(json.loads((run_dir / "cases.json").read_text())) == 6
 
 
+def test_time_per_preset_times_one_zipf_case_per_shape_and_says_so(tmp_path):
+    from evaluator.suites import get_suite
+    from harness.runner import timed_subset
+
+    chosen = timed_subset(get_suite("default"))
+    assert [c.name for c in chosen] == [f"zipf@{p}#s0" for p in
+                                        ("deepseek-v3", "qwen3-235b", "gpt-oss-120b", "kimi-k2", "mixtral-8x7b")]
+    result = cli("evaluate", BASELINE, "--suite", "smoke", "--time-per-preset", "--repeats", "2", "--db",
+                 f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    cases = pd.read_csv(next(tmp_path.glob("run-*")) / "cases.csv")
+    assert sorted(cases.loc[cases["runtime_ms"].notna(), "case"]) == [
+        "zipf,windows=2@deepseek-v3#s0", "zipf,windows=2@gpt-oss-120b#s0"]
+    summary = pd.read_csv(next(tmp_path.glob("run-*")) / "summary.csv")
+    assert summary.loc[0, "timed"] == "2/6" and summary.loc[0, "runtime_ms"] > 0
+
+
 @pytest.mark.slow
 def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path):
     db = f"sqlite:///{tmp_path}/h.db"

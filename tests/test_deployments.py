@@ -15,6 +15,7 @@ from evaluator.scoring import score_case
 from evaluator.suites import Case, get_suite
 from evaluator.validation import ConstraintViolation, validate_on
 from harness.candidate import discover, load_module, rebalance_function
+from harness.cli import main
 from harness.evolution import ConfigError, load_config, suite_cases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,14 +48,21 @@ def test_spec_round_trips_and_defaults_to_one_node_and_the_models_groups():
     ("slots=288,gpus=-4", "gpus must be a positive integer"),
     ("slots=288,gpus=32,group_local=maybe", "group_local must be required or free"),
 ])
-def test_bad_deployment_is_refused_in_one_line_with_exit_2(tmp_path, spec, needle):
+def test_bad_deployment_is_refused_in_one_line_with_exit_2(tmp_path, capsys, spec, needle):
     with pytest.raises(DeploymentError, match=needle):
         get_preset("deepseek-v3").deployed(Deployment.parse(spec))
-    result = cli("evaluate", str(ROOT / "candidates" / "deepseek_baseline.py"), "--suite", "smoke", "--preset",
-                 "deepseek-v3", "--deployment", spec, "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path))
-    assert result.returncode == 2 and needle in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    code = main(["evaluate", str(ROOT / "candidates" / "deepseek_baseline.py"), "--suite", "smoke", "--preset",
+                 "deepseek-v3", "--deployment", spec, "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "h.db").exists(), "nothing is written for a bad deployment"
+
+
+def test_a_bad_deployment_reaches_the_shell_as_one_line(tmp_path):
+    for command in (["bench", "--presets", "mixtral-8x7b"], ["compare", "candidates/deepseek_baseline.py"]):
+        result = cli(*command, "--deployment", "slots=4,gpus=4", "--db", f"sqlite:///{tmp_path}/h.db")
+        assert result.returncode == 2 and "4 slots are fewer than the" in result.stderr, command
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_a_deployment_is_part_of_a_cases_name_and_key():
