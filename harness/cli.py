@@ -18,7 +18,8 @@ from evaluator.workloads import FAMILIES
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, check_source, discover, from_file
 from harness.diffs import DiffError
-from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, adrs_score, case_results, format_table, leaderboard
+from harness.figures import adrs_score
+from harness.leaderboard import RANKABLE, SUMMARY_COLUMNS, case_results, format_table, leaderboard
 from harness.redact import redact
 from harness.sandbox import SandboxError
 from harness.store import DEFAULT_URL, Store, StoreError
@@ -356,9 +357,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     name = evolution.metrics[best.candidate_id].get("candidate")
-    scored = (f"gpu_balancedness {best.fitness:.4f} on the private twin of suite {config.suite!r}, "
+    scored = (f"{config.fitness} {best.fitness:.4f} on the private twin of suite {config.suite!r}, "
               f"{evolution.public_fitness:.4f} on the public suite" if evolution.public_fitness is not None
-              else f"gpu_balancedness {best.fitness:.4f}")
+              else f"{config.fitness} {best.fitness:.4f}")
     print(f"best: {name} ({best.candidate_id}) {scored} after {evolution.evaluations} evaluations, "
           f"{evolution.generation} generations")
     print(f"outputs: {evolution.out}/best.py, progress.png, lineage.json, events.jsonl")

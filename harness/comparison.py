@@ -17,9 +17,10 @@ import pandas as pd
 from scipy import stats
 
 from evaluator.suites import Case
+from harness.figures import FIGURES
 
-# The t -> t+1 score (what the leaderboard ranks) and the same-window score (no prediction error).
-COMPARED = {"gpu_balancedness": "next_window", "oracle_gpu_balancedness": "same_window"}
+# The figures declared to be tested over seeds (the t -> t+1 and same-window balance), by their label.
+COMPARED = {f.name: f.compared_as for f in FIGURES.values() if f.compared_as}
 # Shown for each side, not differenced: what the balance costs in locality.
 LOCALITY = "group_node_spread"
 

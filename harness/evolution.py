@@ -30,11 +30,15 @@ import yaml
 from evaluator.suites import Case, get_suite, private_cases
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
+from harness.figures import get_figure
 from harness.leaderboard import case_results, leaderboard
 from harness.operators import LLMOperator, OperatorError, build_operators
 from harness.redact import redact
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
+
+# Figures that need the timing phase.
+_TIMED = {"runtime_ms", "speedup", "adrs_score", "combined_score"}
 
 
 class ConfigError(ValueError):
@@ -49,6 +53,8 @@ class EvolveConfig:
     parents: list[str]
     operators: dict
     suite: str = "smoke"
+    # The figure selection maximises (harness.figures; negated when lower is better).
+    fitness: str = "gpu_balancedness"
     # A deployment spec (slots=S,gpus=G,nodes=N[,groups=K][,group_local=...]) for every case of the suite.
     deployment: str | None = None
     # Fitness on the suite's private twin (seeds only this store knows): no program can
@@ -90,6 +96,7 @@ def load_config(path: str | Path) -> EvolveConfig:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name) or ".." in config.name:
         raise ConfigError(f"{path}: name {config.name!r} must be a plain folder name (letters, digits, _ . -)")
     try:
+        get_figure(config.fitness)
         suite_cases(config)
         build_operators(config.operators)
     except (KeyError, ValueError) as exc:
@@ -104,7 +111,8 @@ def suite_cases(config: EvolveConfig) -> list[Case]:
 
 
 # What each key's value must be (bool is not an int here, an int is a float).
-_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "deployment": (str, type(None)),
+_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "fitness": str,
+              "deployment": (str, type(None)),
               "private": bool, "seed": int,
               "islands": int, "children_per_island": int, "max_evaluations": int, "max_seconds": (float, type(None)),
               "migration_interval": int, "elite_prob": float, "features": dict, "jobs": int, "timeout_s": float,
@@ -200,7 +208,7 @@ class Evolution:
     def _evaluate(self, candidates: list[Candidate], cases: list[Case] | None = None) -> dict[str, dict]:
         """Summary row (leaderboard figures) of each candidate; failed ones have failures > 0."""
         cases = self.cases if cases is None else cases
-        timed = bool({"speedup", "runtime_ms"} & set(self.config.features))
+        timed = bool(_TIMED & ({self.config.fitness} | set(self.config.features)))
         run_config = RunConfig(
             limits=sandbox.Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb),
             jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed,
@@ -215,6 +223,13 @@ class Evolution:
                                          if isinstance(v, int | float | str) or v is None}
         return rows
 
+    def fitness_of(self, row: dict) -> float | None:
+        """The config's fitness figure of a summary row, negated when lower is better (None if missing)."""
+        value = row.get(self.config.fitness)
+        if value is None:
+            return None
+        return value if get_figure(self.config.fitness).higher_is_better else -value
+
     def _cell(self, row: dict) -> str:
         parts = []
         for metric, edges in self.config.features.items():
@@ -227,8 +242,9 @@ class Evolution:
             return False
         cell = self._cell(row)
         current = self.archives[island].get(cell)
-        if current is None or row["gpu_balancedness"] > current.fitness:
-            self.archives[island][cell] = Member(candidate_id, row["gpu_balancedness"])
+        fitness = self.fitness_of(row)
+        if fitness is not None and (current is None or fitness > current.fitness):
+            self.archives[island][cell] = Member(candidate_id, fitness)
             return True
         return False
 
@@ -305,7 +321,7 @@ class Evolution:
                 continue
             accepted = self._offer(island, child.id, row)
             log.append({"island": island, "operator": op_name, "candidate_id": child.id, "name": child.name,
-                        "parents": list(child.parent_ids), "gpu_balancedness": row["gpu_balancedness"],
+                        "parents": list(child.parent_ids), "fitness": self.fitness_of(row),
                         "failures": row["failures"], "status": "accepted" if accepted else
                         ("failed" if row["failures"] else "not better")})
         self.generation += 1
@@ -318,7 +334,7 @@ class Evolution:
         for island, archive in enumerate(self.archives):
             # The population: every archive member after this generation.
             log.extend({"island": island, "operator": "archive", "candidate_id": m.candidate_id, "status": "archived",
-                        "reason": f"cell {cell}", "gpu_balancedness": m.fitness} for cell, m in sorted(archive.items()))
+                        "reason": f"cell {cell}", "fitness": m.fitness} for cell, m in sorted(archive.items()))
             fits = [m.fitness for m in archive.values()]
             self.history.append({"generation": self.generation, "island": island, "best": max(fits),
                                  "median": statistics.median(fits), "cells": len(fits)})
@@ -332,7 +348,7 @@ class Evolution:
     def _best_summaries(self, k: int = 3) -> list[dict]:
         members = sorted({m.candidate_id: m for a in self.archives for m in a.values()}.values(),
                          key=lambda m: -m.fitness)[:k]
-        return [{"name": self.metrics[m.candidate_id].get("candidate"), "gpu_balancedness": m.fitness}
+        return [{"name": self.metrics[m.candidate_id].get("candidate"), "fitness": m.fitness}
                 for m in members]
 
     def run(self, resume: bool = False) -> Member:
@@ -350,7 +366,7 @@ class Evolution:
         best = max((m for a in self.archives for m in a.values()), key=lambda m: (m.fitness, m.candidate_id))
         if self.config.private:  # the published figure: the best on the public suite, beside the others
             row = self._evaluate([self.store.get_candidate(best.candidate_id)], suite_cases(self.config))
-            self.public_fitness = row[best.candidate_id]["gpu_balancedness"]
+            self.public_fitness = self.fitness_of(row[best.candidate_id])
         self.write_outputs(best)
         return best
 

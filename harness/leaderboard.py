@@ -6,29 +6,10 @@ import numpy as np
 import pandas as pd
 
 from harness.candidate import baseline
+from harness.figures import FIGURES
 from harness.store import Store
 
-# Figures averaged per candidate; a failed case counts as 0 ("invalid output scores nothing").
-SCORE_COLUMNS = [
-    "gpu_balancedness",
-    "gap_to_bound",
-    "gap_to_grouped_bound",
-    "node_balancedness",
-    "oracle_gpu_balancedness",
-    "replica_balancedness",
-]
-# Placement-quality figures beyond balance, averaged over the cases a candidate passed.
-_PLACEMENT_COLUMNS = ["group_node_spread", "copies_moved_share", "duplicate_gpu_share"]
-RANKABLE = SCORE_COLUMNS + ["adrs_score", "combined_score", "speedup", "runtime_ms"]
-# Direction of "better" for each rankable figure.
-_ASCENDING = {"runtime_ms": True}
-
-
-def adrs_score(gpu_balancedness: float, mean_runtime_s: float) -> float:
-    """The published EPLB evaluators' score: ``90 x balancedness + 5 x min(0.002 s / t, 2)``, minus
-    ``min(20 t, 20)`` when ``t > 0.01 s``; ``t`` is the mean rebalance time in seconds."""
-    t = mean_runtime_s
-    return 90 * gpu_balancedness + 5 * min(0.002 / t, 2) - (min(20 * t, 20) if t > 0.01 else 0.0)
+RANKABLE = list(FIGURES)
 
 
 def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids: list[str] | None = None,
@@ -61,57 +42,59 @@ def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids
     return out
 
 
+def _pooled(values: pd.Series, pooling: str) -> float:
+    values = values.dropna()
+    if values.empty:
+        return np.nan
+    if pooling == "geomean":
+        return float(np.exp(np.log(values.astype(float)).mean()))
+    return float(values.median() if pooling == "median" else values.mean())
+
+
 def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
                 case_keys: list[str] | None = None) -> pd.DataFrame:
     """One row per candidate; only candidates with a result or a recorded failure on every case are ranked.
 
     ``case_keys`` is the case set (default: every case in ``per_case``). A candidate that
     lacks some of it has no ``rank`` and is listed after the ranked ones; ``coverage``
-    says how many of the cases it has. Ranked best first; ties go to the faster one.
+    says how many of the cases it has. Ranked best first by ``rank_by`` (its declared
+    direction); ties go to the faster one.
 
-    Columns: the averaged scores (failed cases count 0), ``runtime_ms`` (median over
-    cases of the median call time), ``speedup`` (geometric mean over cases of
-    baseline time / candidate time, same run), ``adrs_score`` (:func:`adrs_score` of the
-    mean GPU balancedness and the mean call time), ``combined_score`` (an older
-    benchmark's ``(replica balancedness + 0.02 s / mean runtime) / 2``), the placement
-    figures (``group_node_spread`` ...) over the passed cases, one ``gpu_balancedness``
-    column per workload family (per model for traces), ``failures``, ``cases``, ``coverage``
-    and ``timed`` (cases with a runtime; runtime figures are over those).
+    Columns: every figure of :data:`harness.figures.FIGURES`, pooled over the candidate's
+    cases as declared (a failed case counts 0 or is left out, as declared; runtime figures
+    over the timed cases), one ``gpu_balancedness`` column per workload family (per model for
+    traces), ``failures``, ``cases``, ``coverage`` and ``timed`` (cases with a runtime).
     """
-    if rank_by not in RANKABLE:
-        raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(RANKABLE)}")
+    if rank_by not in FIGURES:
+        raise ValueError(f"cannot rank by {rank_by!r}; choose one of {', '.join(FIGURES)}")
     if per_case.empty:
-        return pd.DataFrame(columns=["rank", "candidate", *RANKABLE, "failures", "cases", "coverage"])
+        return pd.DataFrame(columns=["rank", "candidate", *FIGURES, "failures", "cases", "coverage", "timed"])
     df = per_case.copy()
-    for col in SCORE_COLUMNS:
-        df[col] = df[col].where(df["ok"], 0.0) if col in df else 0.0
-    groups = df.groupby("candidate_id", sort=False)
-    table = groups.agg(
-        candidate=("candidate", "first"),
-        origin=("origin", "first"),
-        **{col: (col, "mean") for col in SCORE_COLUMNS},
-        runtime_ms=("runtime_ms", "median"),
-        **{col: (col, "mean") for col in _PLACEMENT_COLUMNS if col in df},
-        failures=("ok", lambda s: int((~s).sum())),
-        cases=("ok", "size"),
-        timed_cases=("runtime_ms", "count"),
-    )
-    table["speedup"] = groups["speedup"].apply(lambda s: float(np.exp(np.log(s.dropna()).mean())) if s.notna().any()
-                                               else np.nan)
-    mean_runtime_s = groups["runtime_ms"].mean() / 1e3
-    table["adrs_score"] = [adrs_score(b, t) if t > 0 else np.nan
-                           for b, t in zip(table["gpu_balancedness"], mean_runtime_s.reindex(table.index), strict=True)]
-    table["combined_score"] = (table["replica_balancedness"] + 0.02 / mean_runtime_s) / 2
+    for figure in FIGURES.values():
+        if figure.pooled == "derived":
+            continue
+        values = df[figure.name] if figure.name in df else pd.Series(np.nan, index=df.index)
+        df[figure.name] = values.where(df["ok"], 0.0 if figure.failed_case == "zero" else np.nan)
+    rows = []
+    for candidate_id, part in df.groupby("candidate_id", sort=False):
+        row = {"candidate_id": candidate_id, "candidate": part["candidate"].iloc[0], "origin": part["origin"].iloc[0]}
+        row |= {f.name: _pooled(part[f.name], f.pooled) for f in FIGURES.values() if f.pooled != "derived"}
+        pooled = row | {"mean_runtime_s": float(part["runtime_ms"].mean()) / 1e3}
+        row |= {f.name: f.derive(pooled) for f in FIGURES.values() if f.pooled == "derived"}
+        row |= {"failures": int((~part["ok"]).sum()), "cases": len(part),
+                "timed": f"{int(part['runtime_ms'].notna().sum())}/{len(part)}"}
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("candidate_id")
     # One column per workload family; traced cases, per model preset (a trace is its own workload).
     df["workload"] = df["family"].where(df["family"] != "trace", "trace@" + df["preset"].astype(str))
     families = df.pivot_table(index="candidate_id", columns="workload", values="gpu_balancedness", aggfunc="mean")
     table = table.join(families.add_prefix("gpu_bal:"))
     wanted = set(df["case_key"]) if case_keys is None else set(case_keys)
     covered = df[df["case_key"].isin(wanted)].groupby("candidate_id")["case_key"].nunique()
-    table["coverage"] = covered.reindex(table.index).fillna(0).astype(int).map(lambda n: f"{n}/{len(wanted)}")
-    table["timed"] = [f"{t}/{n}" for t, n in zip(table.pop("timed_cases"), table["cases"], strict=True)]
-    complete = covered.reindex(table.index).fillna(0) == len(wanted)
-    ascending = _ASCENDING.get(rank_by, False)
+    covered = covered.reindex(table.index).fillna(0).astype(int)
+    table["coverage"] = covered.map(lambda n: f"{n}/{len(wanted)}")
+    complete = covered == len(wanted)
+    ascending = not FIGURES[rank_by].higher_is_better
     ranked = table[complete].sort_values([rank_by, "runtime_ms"], ascending=[ascending, True], na_position="last")
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     apart = table[~complete].sort_values([rank_by], ascending=ascending, na_position="last")
@@ -121,11 +104,8 @@ def leaderboard(per_case: pd.DataFrame, rank_by: str = "gpu_balancedness",
     return out.reset_index()
 
 
-SUMMARY_COLUMNS = [
-    "rank", "candidate", "gpu_balancedness", "gap_to_bound", "group_node_spread", "node_balancedness",
-    "oracle_gpu_balancedness", "runtime_ms", "speedup", "adrs_score", "copies_moved_share", "failures", "coverage",
-    "timed",
-]
+SUMMARY_COLUMNS = ["rank", "candidate", *(f.name for f in FIGURES.values() if f.summary), "failures", "coverage",
+                   "timed"]
 
 
 def format_table(table: pd.DataFrame, fmt: str = "md", columns: list[str] | None = None) -> str:
@@ -141,9 +121,12 @@ def format_table(table: pd.DataFrame, fmt: str = "md", columns: list[str] | None
         return table.to_html(index=False, float_format=lambda x: f"{x:.4f}", na_rep="")
     if fmt != "md":
         raise ValueError(f"unknown format {fmt!r}; choose md, csv or html")
+    def markdown(part: pd.DataFrame) -> str:
+        formats = [FIGURES[c].fmt if c in FIGURES else ".4f" for c in part.columns]
+        return part.to_markdown(index=False, floatfmt=formats)
+
     if "rank" not in table or table["rank"].notna().all():
-        return table.to_markdown(index=False, floatfmt=".4f")
+        return markdown(table)
     ranked, apart = table[table["rank"].notna()], table[table["rank"].isna()].drop(columns="rank")
     note = "Not ranked: results on only part of the case set (coverage = cases with a result or a recorded failure)"
-    return "\n\n".join([ranked.to_markdown(index=False, floatfmt=".4f"), note,
-                        apart.to_markdown(index=False, floatfmt=".4f")])
+    return "\n\n".join([markdown(ranked), note, markdown(apart)])

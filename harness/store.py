@@ -412,13 +412,13 @@ class Store:
 
     def add_evolution_events(self, evolution: str, generation: int, events: list[dict]) -> None:
         """Commit one generation's events (dicts with island, operator, status, and optional
-        candidate_id, reason, gpu_balancedness)."""
+        candidate_id, reason, fitness)."""
         with self.session() as s:
             for e in events:
                 s.add(EvolutionEventRow(evolution=evolution, generation=generation, island=e["island"],
                                         operator=e["operator"], candidate_id=e.get("candidate_id"),
                                         status=e["status"], reason=redact(e.get("reason")),
-                                        fitness=e.get("gpu_balancedness")))
+                                        fitness=e.get("fitness")))
             s.commit()
 
     def add_timing(

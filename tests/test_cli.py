@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from harness.cli import main
-from harness.leaderboard import adrs_score
+from harness.figures import adrs_score
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "candidates" / "deepseek_baseline.py")

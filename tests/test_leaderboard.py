@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from evaluator.suites import SUITES, get_suite
-from harness.leaderboard import adrs_score
+from harness.figures import adrs_score
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "candidates" / "deepseek_baseline.py"
@@ -65,3 +65,35 @@ def test_a_candidate_with_part_of_the_suite_is_listed_apart_not_ranked(tmp_path)
     assert "group_node_spread" in ranked and "adrs_score" in ranked
     by_adrs = cli("leaderboard", "--suite", "smoke", "--db", db, "--rank-by", "adrs_score")
     assert by_adrs.returncode == 0, by_adrs.stderr
+
+
+def test_every_ranked_figure_is_declared_once_with_its_direction():
+    from harness.figures import FIGURES, Figure, declare
+    from harness.leaderboard import leaderboard
+
+    with pytest.raises(ValueError, match="declared twice"):
+        declare(Figure("gpu_balancedness", "again"))
+    with pytest.raises(ValueError, match="derive function"):
+        Figure("x", "derived without a function", pooled="derived")
+    per_case = pd.DataFrame([
+        {"candidate_id": cid, "candidate": cid, "origin": "file", "case_key": key, "family": "zipf", "preset": "p",
+         "ok": True, "gpu_balancedness": bal, "group_node_spread": spread, "runtime_ms": ms, "speedup": 1.0}
+        for cid, bal, spread, ms in [("a", 0.9, 3.0, 10.0), ("b", 0.8, 1.0, 5.0)] for key in ("k1", "k2")])
+    assert leaderboard(per_case, "gpu_balancedness")["candidate"].tolist() == ["a", "b"]
+    # Lower spread and lower runtime are better: the declaration, not the caller, says so.
+    assert not FIGURES["group_node_spread"].higher_is_better
+    assert leaderboard(per_case, "group_node_spread")["candidate"].tolist() == ["b", "a"]
+    assert leaderboard(per_case, "runtime_ms")["candidate"].tolist() == ["b", "a"]
+    with pytest.raises(ValueError, match="cannot rank by 'vibes'"):
+        leaderboard(per_case, "vibes")
+
+
+def test_evolve_fitness_is_a_declared_figure(tmp_path):
+    from harness.evolution import ConfigError, load_config
+
+    base = "name: f\nparents: [candidates/deepseek_baseline.py]\noperators: {knobs: {}}\nsuite: smoke\n"
+    (good := tmp_path / "good.yaml").write_text(base + "fitness: oracle_gpu_balancedness\n")
+    assert load_config(good).fitness == "oracle_gpu_balancedness"
+    (bad := tmp_path / "bad.yaml").write_text(base + "fitness: vibes\n")
+    with pytest.raises(ConfigError, match="unknown figure 'vibes'"):
+        load_config(bad)
