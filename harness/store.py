@@ -9,6 +9,7 @@ so a second run neither loses nor duplicates one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
@@ -51,8 +52,24 @@ from harness.sandbox.outcome import LIMIT_KINDS
 
 DEFAULT_URL = "sqlite:///results/harness.db"
 
-# Bump when the scoring protocol changes, so stored figures are not reused across it.
-EVAL_VERSION = 4
+# The code whose change changes a stored figure: the evaluator, the figure declarations,
+# the composed policy of primitive-only candidates and the runner's scoring and timing.
+SCORING_CODE = ("evaluator/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py")
+
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def scoring_code_version(root: Path = _ROOT) -> int:
+    """A number derived from the :data:`SCORING_CODE` files: stored results are reused only under the same one."""
+    digest = hashlib.sha256()
+    for path in sorted(p for pattern in SCORING_CODE for p in root.glob(pattern)):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return int(digest.hexdigest()[:7], 16)  # fits the column's 32-bit integer
+
+
+EVAL_VERSION = scoring_code_version()
 
 
 def _now() -> datetime:

@@ -42,6 +42,7 @@ def test_evaluate_prints_table_and_writes_csv_and_json(tmp_path, capsys):
     assert len(json.loads((run_dir / "cases.json").read_text())) == 6
 
 
+@pytest.mark.slow
 def test_time_per_preset_times_one_zipf_case_per_shape_and_says_so(tmp_path):
     from evaluator.suites import get_suite
     from harness.runner import timed_subset
@@ -181,6 +182,7 @@ def test_leaderboard_writes_table_and_three_real_pngs(tmp_path):
             assert len(np.unique(np.asarray(img.convert("L")))) > 20, f"{name} looks blank"
 
 
+@pytest.mark.slow
 def test_bench_prints_runtime_ratio_and_balance_and_writes_csv(tmp_path):
     result = cli("bench", str(ROOT / "candidates" / "vectorized_greedy.py"), "--presets", "mixtral-8x7b",
                  "gpt-oss-120b", "--repeats", "3", "--suite", "smoke", "--db", f"sqlite:///{tmp_path}/h.db",

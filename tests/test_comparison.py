@@ -76,6 +76,7 @@ def test_baseline_compared_with_itself_is_equal_on_every_case(tmp_path):
     assert "6 equal" in result.stdout
 
 
+@pytest.mark.slow
 def test_compare_against_another_candidate_pairs_the_same_histories(tmp_path):
     result = _compare(tmp_path, "candidates/vectorized_greedy.py", "--against", "candidates/deepseek_baseline.py",
                       "--seeds", "3,4", "--preset", "gpt-oss-120b")

@@ -58,6 +58,7 @@ def test_bad_deployment_is_refused_in_one_line_with_exit_2(tmp_path, capsys, spe
     assert not (tmp_path / "h.db").exists(), "nothing is written for a bad deployment"
 
 
+@pytest.mark.slow
 def test_a_bad_deployment_reaches_the_shell_as_one_line(tmp_path):
     for command in (["bench", "--presets", "mixtral-8x7b"], ["compare", "candidates/deepseek_baseline.py"]):
         result = cli(*command, "--deployment", "slots=4,gpus=4", "--db", f"sqlite:///{tmp_path}/h.db")
@@ -91,6 +92,7 @@ def test_group_local_required_turns_a_group_split_into_a_constraint_failure():
     validate_on(local(weight, *preset.rebalance_args()), preset)  # no raise
 
 
+@pytest.mark.slow
 def test_constraint_failures_are_stored_with_their_kind(tmp_path):
     spec = "slots=288,gpus=32,nodes=4,group_local=required"
     db = f"sqlite:///{tmp_path}/h.db"

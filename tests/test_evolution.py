@@ -206,6 +206,7 @@ def test_llm_operator_drives_a_short_evolve_run(tmp_path, llm_server):
     assert "metrics" in _FakeLLM.prompts[-1].lower()
 
 
+@pytest.mark.slow
 def test_population_and_proposals_are_recorded_in_the_store(tmp_path):
     from sqlalchemy import select
 

@@ -22,6 +22,7 @@ def _max_gpu_load(rebalance, load: np.ndarray, num_replicas, num_groups, num_nod
     return float(gpu_loads(weight, phy2log, logcnt, num_gpus).max())
 
 
+@pytest.mark.slow
 def test_exact_reference_proves_the_joint_example_optimum():
     result = solve_layer(np.array(JOINT_EXAMPLE), num_replicas=16, num_gpus=8)
     assert result.optimal

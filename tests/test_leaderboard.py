@@ -36,6 +36,7 @@ def test_cases_that_differ_have_different_names_and_keys():
     assert smoke[0].name == "zipf,windows=2@deepseek-v3#s0"
 
 
+@pytest.mark.slow
 def test_a_candidate_with_part_of_the_suite_is_listed_apart_not_ranked(tmp_path):
     db = f"sqlite:///{tmp_path}/h.db"
     copy = tmp_path / "baseline_copy.py"

@@ -108,6 +108,7 @@ def test_bad_policy_is_refused():
         ReplayPolicy(estimator="crystal-ball")
 
 
+@pytest.mark.slow
 def test_replay_takes_a_deployment_instead_of_a_preset(tmp_path):
     steps = np.random.default_rng(1).integers(0, 100, (6, 4, 8))  # 4 layers x 8 experts
     (trace := tmp_path / "t.json").write_text(

@@ -1,6 +1,7 @@
 """Misbehaving candidates run through the real worker path and are recorded by kind."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,20 @@ def test_load_failures_count_in_the_run_summary(run):
     _, report, per_case = run
     assert report.failed == int((~per_case["ok"].astype(bool)).sum()) == (len(MISBEHAVING)) * len(CASES)
     assert report.scored == len(per_case)
+
+
+def test_stored_results_are_keyed_on_the_scoring_code(tmp_path):
+    import shutil
+
+    from harness.store import SCORING_CODE, scoring_code_version
+
+    root = Path(__file__).resolve().parent.parent
+    for pattern in SCORING_CODE:
+        for path in root.glob(pattern):
+            target = tmp_path / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+    assert scoring_code_version(tmp_path) == scoring_code_version(root)
+    bounds = tmp_path / "evaluator" / "bounds.py"
+    bounds.write_text(bounds.read_text() + "\n# an edit\n")
+    assert scoring_code_version(tmp_path) != scoring_code_version(root)

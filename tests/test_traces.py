@@ -204,6 +204,7 @@ def test_protocol_places_on_window_t_and_scores_on_t_plus_1(tmp_path, baseline_r
     assert result["copies_moved_share"] == pytest.approx(sum(shares) / 2) and 0 <= result["copies_moved_share"] <= 1
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_trace_from_the_command_line(tmp_path):
     path = write_json_history(tmp_path / "h.json")
     args = [sys.executable, "-m", "harness", "evaluate", str(ROOT / "candidates" / "vectorized_greedy.py"),
