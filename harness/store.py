@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
@@ -46,9 +47,11 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from harness.candidate import Candidate
 from harness.redact import redact
 from harness.sandbox.outcome import LIMIT_KINDS
+
+if TYPE_CHECKING:  # the candidate module imports torch; the store needs it only to build one
+    from harness.candidate import Candidate
 
 DEFAULT_URL = "sqlite:///results/harness.db"
 
@@ -271,6 +274,8 @@ class Store:
             row = s.get(CandidateRow, candidate_id)
             if row is None:
                 raise KeyError(candidate_id)
+            from harness.candidate import Candidate
+
             return Candidate(parent_ids=tuple(row.parent_ids), **{f: getattr(row, f) for f in _CANDIDATE_FIELDS})
 
     def suite_secret(self) -> str:

@@ -25,7 +25,18 @@ from harness.sandbox.outcome import (
     TaskFailure,
     one_line,
 )
-from harness.sandbox.pool import SandboxError, Worker, remove_stale_folders, run_tasks, zygote
+
+# The pool imports torch (arrays cross as tensors); it is loaded on first use so that the
+# light parts (limits, outcomes) cost nothing to import.
+_POOL_NAMES = ("SandboxError", "Worker", "remove_stale_folders", "run_tasks", "zygote")
+
+
+def __getattr__(name: str):
+    if name in _POOL_NAMES:
+        from harness.sandbox import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'harness.sandbox' has no attribute {name!r}")
 
 __all__ = [
     "CONSTRAINT", "CONTRACT", "CRASH", "ERROR", "EXIT", "FAILURE_KINDS", "INVALID", "LIMIT_KINDS", "MEMORY",

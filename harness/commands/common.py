@@ -1,0 +1,144 @@
+"""What every command shares: the :class:`Command` interface, option types and common options, case selection."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+from harness.store import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from evaluator.suites import Case
+    from harness.candidate import Candidate
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+class Command:
+    """One ``eplb-harness`` sub-command: its name, one line of help, its options and what it runs."""
+
+    name: str = ""
+    help: str = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's options on ``parser``."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run with the parsed ``args``; return the exit status."""
+        raise NotImplementedError
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    """``0-4`` or ``0,1,2``: the seeds a comparison repeats every case with."""
+    try:
+        if "-" in text:
+            first, last = (int(v) for v in text.split("-", 1))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST or a comma list of integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seed in {text!r}")
+    return seeds
+
+
+def add_deployment_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--deployment",
+        metavar="SPEC",
+        help="slots=S,gpus=G,nodes=N[,groups=K][,group_local=required|free]: run every case on this "
+        "deployment instead of its preset's (with --trace, layers and experts come from the "
+        "trace)",
+    )
+
+
+def add_store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})"
+    )
+
+
+def cases_of(args: argparse.Namespace) -> list[Case]:
+    """The cases a command runs: its trace, or its suite's (kept to ``--preset``), on ``--deployment`` if given."""
+    from evaluator.deployment import DeploymentError
+    from evaluator.presets import get_preset
+    from evaluator.suites import Case, get_suite
+    from evaluator.traces import TraceError
+
+    deployment = getattr(args, "deployment", None)
+    try:
+        if getattr(args, "trace", None):
+            if args.preset and len(args.preset) > 1:
+                raise UsageError("--trace takes at most one --preset")
+            if not args.preset and deployment is None:
+                raise UsageError("--trace needs a --preset or a --deployment giving the slots, GPUs and nodes")
+            return [Case.from_trace(args.trace, args.preset[0] if args.preset else None, args.window, deployment)]
+        cases = get_suite(args.suite)
+        if args.preset:
+            for name in args.preset:
+                get_preset(name)
+            cases = [c for c in cases if c.preset in args.preset]
+            if not cases:
+                raise UsageError(f"suite {args.suite!r} has no case on preset(s) {', '.join(args.preset)}")
+        return [c.with_deployment(deployment) for c in cases] if deployment else cases
+    except (TraceError, DeploymentError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def checked_candidates(specs: list[str]) -> list[Candidate]:
+    """Every candidate named by ``specs``; the first that fails the static contract check is a usage error."""
+    from harness.candidate import check_source, discover
+
+    candidates = [c for spec in specs for c in discover(spec)]
+    for c in candidates:
+        check_source(c)
+    return candidates
+
+
+def with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[Candidate]:
+    """``candidates`` plus, per ``KNOB=V1,V2`` sweep, a baked variant ``NAME@KNOB=v`` of each that declares KNOB."""
+    from harness.knobs import KnobError, declared_knobs
+    from harness.tuning import child_for
+
+    out = list(candidates)
+    for sweep in sweeps:
+        name, _, values = sweep.partition("=")
+        try:
+            numbers = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--sweep {sweep!r}: values must be numbers, as in KNOB=0,0.01") from None
+        if not name or not numbers:
+            raise UsageError(f"--sweep {sweep!r}: expected KNOB=V1,V2,...")
+        declaring = 0
+        for cand in candidates:
+            try:
+                knobs = {k.name: k for k in declared_knobs(cand.source)}
+            except KnobError:
+                continue
+            if name not in knobs:
+                continue
+            declaring += 1
+            for v in numbers:
+                value = int(v) if knobs[name].kind == "int" else v
+                out.append(child_for(cand, [knobs[name]], {name: value}, f"{name}={value:g}", origin="sweep"))
+        if not declaring:
+            raise UsageError(f"--sweep {sweep!r}: no candidate declares knob {name!r}")
+    return out

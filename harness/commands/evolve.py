@@ -1,0 +1,49 @@
+"""``eplb-harness evolve``: run an evolve config (islands, MAP-Elites archives, operators)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands.common import (
+    Command,
+    UsageError,
+    add_store_arg,
+)
+
+
+class EvolveCommand(Command):
+    name = "evolve"
+    help = "evolve candidates from a YAML config"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--config", required=True, help="evolve config (YAML)")
+        parser.add_argument("--seed", type=int, help="override the config's seed")
+        parser.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
+        add_store_arg(parser)
+        parser.add_argument("--quiet", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from harness.evolution import ConfigError, Evolution, load_config
+        from harness.store import Store
+
+        try:
+            config = load_config(args.config)
+            if args.seed is not None:
+                config.seed = args.seed
+            evolution = Evolution(config, Store(args.db), quiet=args.quiet)
+            best = evolution.run(resume=args.resume)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        name = evolution.metrics[best.candidate_id].get("candidate")
+        scored = (
+            f"{config.fitness} {best.fitness:.4f} on the private twin of suite {config.suite!r}, "
+            f"{evolution.public_fitness:.4f} on the public suite"
+            if evolution.public_fitness is not None
+            else f"{config.fitness} {best.fitness:.4f}"
+        )
+        print(
+            f"best: {name} ({best.candidate_id}) {scored} after {evolution.evaluations} evaluations, "
+            f"{evolution.generation} generations"
+        )
+        print(f"outputs: {evolution.out}/best.py, progress.png, lineage.json, events.jsonl")
+        return 0
