@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import (
     JSON,
@@ -204,6 +204,30 @@ def _package_versions() -> dict:
 
 # Candidate attributes stored as they are (the id is derived, parent_ids is a list in the row).
 _CANDIDATE_FIELDS = ("name", "source", "path", "description", "origin", "diff")
+
+
+@runtime_checkable
+class ResultStore(Protocol):
+    """What the harness asks of a results store. :class:`Store` implements it on any SQLAlchemy URL;
+    ``tests/test_store_conformance.py`` is the suite any implementation must pass, on every backend."""
+
+    def add_candidate(self, candidate: Candidate) -> str: ...
+    def get_candidate(self, candidate_id: str) -> Candidate: ...
+    def suite_secret(self) -> str: ...
+    def start_run(self, command: str, suite: str | None) -> int: ...
+    def end_run(self, run_id: int) -> None: ...
+    def evaluated_case_keys(self, candidate_id: str) -> set[str]: ...
+    def add_evaluation(self, run_id: int, candidate_id: str, case: dict, metrics: dict | None,
+                       failure_kind: str | None = None, reason: str | None = None, elapsed_s: float = 0.0,
+                       limits: dict | None = None) -> bool: ...
+    def drop_limit_failures(self, candidate_id: str, limits: dict) -> int: ...
+    def delete_evaluations(self, candidate_id: str, case_keys: Iterable[str]) -> None: ...
+    def evaluations_frame(self, candidate_ids: list[str] | None = None, case_keys: list[str] | None = None): ...
+    def add_timing(self, run_id: int, candidate_id: str, case_key: str, stats: dict | None,
+                   failure_kind: str | None = None, reason: str | None = None) -> None: ...
+    def timings_frame(self, candidate_ids: list[str] | None = None): ...
+    def add_evolution_events(self, evolution: str, generation: int, events: list[dict]) -> None: ...
+    def evolution_events_frame(self, evolution: str | None = None): ...
 
 
 class StoreError(Exception):
@@ -442,6 +466,18 @@ class Store:
                                         status=e["status"], reason=redact(e.get("reason")),
                                         fitness=e.get("fitness")))
             s.commit()
+
+    def evolution_events_frame(self, evolution: str | None = None):
+        """One row per stored evolution event (pandas DataFrame), oldest first."""
+        import pandas as pd
+
+        query = select(EvolutionEventRow).order_by(EvolutionEventRow.id)
+        if evolution is not None:
+            query = query.where(EvolutionEventRow.evolution == evolution)
+        columns = ["evolution", "generation", "island", "operator", "candidate_id", "status", "reason", "fitness"]
+        with self.session() as s:
+            rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(query)]
+        return pd.DataFrame.from_records(rows, columns=columns)
 
     def add_timing(
         self,

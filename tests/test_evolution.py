@@ -208,16 +208,11 @@ def test_llm_operator_drives_a_short_evolve_run(tmp_path, llm_server):
 
 @pytest.mark.slow
 def test_population_and_proposals_are_recorded_in_the_store(tmp_path):
-    from sqlalchemy import select
-
-    from harness.store import EvolutionEventRow
-
     store = Store(f"sqlite:///{tmp_path}/h.db")
     config = load_config(write_config(tmp_path, max_evaluations=2))
     evolution = Evolution(config, store)
     evolution.run()
-    with store.session() as s:
-        rows = s.scalars(select(EvolutionEventRow)).all()
+    rows = list(store.evolution_events_frame(config.name).itertuples())
     archived = {(r.generation, r.island, r.candidate_id) for r in rows if r.status == "archived"}
     last = evolution.generation
     assert {(i, m.candidate_id) for i, a in enumerate(evolution.archives) for m in a.values()} == {
