@@ -23,6 +23,10 @@ from harness.candidate import Candidate
 from harness.diffs import DiffError, make_child
 from harness.knobs import KnobError, bake, declared_knobs, find_literals
 from harness.redact import redact
+from harness.registry import Registry
+
+# The evolve config's operators, by name; a config's options for one are checked against its fields.
+OPERATORS: Registry = Registry("operator", internal=("name", "context"))
 
 
 class OperatorError(Exception):
@@ -43,6 +47,7 @@ def _child_of(parent: Candidate, diff_text: str, name: str) -> Candidate:
     return child
 
 
+@OPERATORS.register("diff_library")
 @dataclass
 class DiffLibrary:
     """Apply a diff drawn at random from a folder of diff files."""
@@ -59,6 +64,7 @@ class DiffLibrary:
         return child
 
 
+@OPERATORS.register("knobs")
 @dataclass
 class KnobPerturbation:
     """Perturb declared knobs, else numeric literals, of the parent (``count`` of them)."""
@@ -114,6 +120,7 @@ def _top_level_sources(source: str) -> tuple[dict[str, str], list[str], dict[str
 CROSSABLE = ("balanced_packing", "replicate_experts", "balanced_packing_diverse")
 
 
+@OPERATORS.register("crossover")
 @dataclass
 class Crossover:
     """Take one primitive (with the helpers and constants it uses) from the second parent."""
@@ -163,6 +170,7 @@ Best programs so far: {best}
 """
 
 
+@OPERATORS.register("llm")
 @dataclass
 class LLMOperator:
     """Ask an OpenAI-compatible chat-completions endpoint for SEARCH/REPLACE diffs.
@@ -215,25 +223,15 @@ class LLMOperator:
 
 
 def build_operators(spec: dict) -> list[tuple[Operator, float]]:
-    """Operators and weights from the ``operators`` section of an evolve config."""
-    makers = {
-        "diff_library": lambda o: DiffLibrary(folder=o["folder"]),
-        "knobs": lambda o: KnobPerturbation(scale=o.get("scale", 0.3), count=o.get("count", 1)),
-        "crossover": lambda o: Crossover(),
-        "llm": lambda o: LLMOperator(base_url=o["base_url"], model=o["model"],
-                                     api_key_env=o.get("api_key_env", "OPENAI_API_KEY"),
-                                     temperature=o.get("temperature", 0.7)),
-    }
+    """Operators and weights from the ``operators`` section of an evolve config (options checked)."""
     out = []
     for name, options in spec.items():
-        if name not in makers:
-            raise ValueError(f"unknown operator {name!r}; known: {', '.join(makers)}")
-        weight = float(options.get("weight", 1.0))
+        weight = options.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValueError(f"operator {name!r}: weight must be a number, got {weight!r}")
+        operator = OPERATORS.create(name, options, ignore=("weight",))
         if weight > 0:
-            try:
-                out.append((makers[name](options), weight))
-            except KeyError as exc:
-                raise ValueError(f"operator {name!r} needs option {exc.args[0]!r}") from None
+            out.append((operator, float(weight)))
     if not out:
         raise ValueError("no operator has a positive weight")
     return out
