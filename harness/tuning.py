@@ -22,6 +22,7 @@ from harness.candidate import Candidate
 from harness.knobs import Knob, bake, declared_knobs, find_literals
 from harness.leaderboard import case_results, leaderboard
 from harness.runner import RunConfig, evaluate
+from harness.samplers import make_sampler
 from harness.store import Store, retry_on_schema_race
 
 OBJECTIVES = {
@@ -31,7 +32,6 @@ OBJECTIVES = {
     "combined": (["maximize"], True),
     "pareto": (["maximize", "minimize"], True),
 }
-SAMPLERS = ("tpe", "cmaes", "nsga2", "random")
 
 
 class TrialFailure(Exception):
@@ -56,20 +56,6 @@ def tunable_knobs(candidate: Candidate, literals: bool) -> list[Knob]:
         hint = "" if literals else " (declare KNOBS, or pass --literals)"
         raise ValueError(f"{candidate.name} has no knob to tune{hint}")
     return knobs
-
-
-def make_sampler(name: str, seed: int | None, multi_objective: bool) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "cmaes":
-        if multi_objective:
-            raise ValueError("the cmaes sampler is single-objective; use nsga2 or tpe for pareto")
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
 
 
 def child_for(candidate: Candidate, knobs: list[Knob], values: dict[str, float], label: str,

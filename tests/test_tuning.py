@@ -88,3 +88,16 @@ def test_concurrent_workers_share_one_postgres_study(tmp_path):
         assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
         # The harness's own store works on the same PostgreSQL server.
         assert Store(url).get_candidate(from_file(FAST).id).name == "vectorized_greedy"
+
+
+def test_samplers_come_from_one_registry_with_checked_options():
+    from harness.samplers import SAMPLERS, make_sampler
+
+    assert SAMPLERS.names() == ["tpe", "cmaes", "nsga2", "random"]
+    assert type(make_sampler("nsga2", 3, multi_objective=True)).__name__ == "NSGAIISampler"
+    with pytest.raises(ValueError, match="single-objective"):
+        make_sampler("cmaes", 0, multi_objective=True)
+    with pytest.raises(ValueError, match="unknown sampler 'grid'; known: tpe, cmaes, nsga2, random"):
+        make_sampler("grid", 0, multi_objective=False)
+    with pytest.raises(ValueError, match="sampler 'tpe': unknown option 'sede'"):
+        SAMPLERS.create("tpe", {"sede": 1})

@@ -15,6 +15,7 @@ from harness.commands.common import (
     positive_float,
     positive_int,
 )
+from harness.samplers import SAMPLERS
 from harness.sandbox.outcome import Limits
 
 
@@ -34,7 +35,7 @@ class TuneCommand(Command):
         add_deployment_arg(parser)
         parser.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance")
         parser.add_argument(
-            "--sampler", choices=["tpe", "cmaes", "nsga2", "random"], default=None, help="default tpe, nsga2 for pareto"
+            "--sampler", choices=SAMPLERS.names(), default=None, help="default tpe, nsga2 for pareto"
         )
         parser.add_argument("--literals", action="store_true", help="tune the candidate's numeric literals")
         parser.add_argument(
@@ -55,11 +56,11 @@ class TuneCommand(Command):
         from evaluator.suites import private_cases
         from harness import sandbox
         from harness.candidate import check_source, from_file
+        from harness.samplers import make_sampler
         from harness.store import Store
         from harness.tuning import (
             TuneSettings,
             export_best,
-            make_sampler,
             trial_table,
             tunable_knobs,
             tune,
