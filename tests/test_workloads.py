@@ -80,3 +80,15 @@ def test_case_round_trips_through_its_dict():
     assert Case.from_dict(case.to_dict()) == case
     assert "exponent=1.2" in case.name
     assert all(SUITES.values())
+
+
+def test_a_new_workload_family_changes_no_suite():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import evaluator.workloads as w; w.FAMILIES['new_family'] = w.FAMILIES['zipf']; "
+            "from evaluator.suites import get_suite; print(len(get_suite('default')), len(get_suite('full')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    assert out == ["27", "105"]
