@@ -30,15 +30,16 @@ import yaml
 from evaluator.suites import Case, get_suite, private_cases
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
-from harness.figures import get_figure
+from harness.figures import FIGURES, get_figure
 from harness.leaderboard import case_results, leaderboard
 from harness.operators import LLMOperator, OperatorError, build_operators
 from harness.redact import redact
+from harness.registry import is_config_type
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
 
 # Figures that need the timing phase.
-_TIMED = {"runtime_ms", "speedup", "adrs_score", "combined_score"}
+_TIMED = {f.name for f in FIGURES.values() if f.timed}
 
 
 class ConfigError(ValueError):
@@ -121,19 +122,12 @@ _POSITIVE = ("islands", "children_per_island", "max_evaluations", "migration_int
              "memory_mb")
 
 
-def _is(value: object, kind: type) -> bool:
-    """``isinstance`` as a config reads it: a bool is no number, an int is a float."""
-    if kind in (int, float) and isinstance(value, bool):
-        return False
-    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
-
-
 def _check_types(path: str | Path, raw: dict) -> None:
     """Refuse a value of the wrong type or range, naming the key, before anything is written."""
     for key, value in raw.items():
         want = _KEY_TYPES[key]
         wants = want if isinstance(want, tuple) else (want,)
-        if not any(_is(value, w) for w in wants):
+        if not any(is_config_type(value, w) for w in wants):
             names = " or ".join("null" if w is type(None) else w.__name__ for w in wants)
             raise ConfigError(f"{path}: {key} must be {names}, got {type(value).__name__} {value!r}"[:300])
         if key in _POSITIVE and not 0 < value < math.inf:

@@ -34,6 +34,8 @@ class Figure:
     compared_as: str | None = None
     # Shown in the default leaderboard table.
     summary: bool = False
+    # Needs the timing phase (a runtime, or derived from one).
+    timed: bool = False
     # For a derived figure: its value from a candidate's pooled figures (plus ``mean_runtime_s``).
     derive: Callable[[dict], float] | None = None
 
@@ -88,14 +90,15 @@ declare(Figure("oracle_gpu_balancedness", "mean / max GPU load on the window bal
 declare(Figure("replica_balancedness", "mean / max slot load (older published figure)", failed_case="zero"))
 # Time: the call alone, median of repeats per case, against the baseline timed in the same run.
 declare(Figure("runtime_ms", "rebalance call time, median over timed cases", higher_is_better=False,
-               pooled="median", fmt=".2f", summary=True))
+               pooled="median", fmt=".2f", summary=True, timed=True))
 declare(Figure("speedup", "baseline time / candidate time, same run; geometric mean over timed cases",
-               pooled="geomean", fmt=".2f", summary=True))
+               pooled="geomean", fmt=".2f", summary=True, timed=True))
 declare(Figure("adrs_score", "published evaluators' 90 bal + 5 min(0.002/t, 2) - (min(20t, 20) if t > 0.01)",
-               pooled="derived", fmt=".2f", summary=True,
+               pooled="derived", fmt=".2f", summary=True, timed=True,
                derive=lambda f: adrs_score(f["gpu_balancedness"], f["mean_runtime_s"])))
 declare(Figure("combined_score", "(replica balancedness + 0.02 s / mean runtime) / 2 (older benchmark)",
-               pooled="derived", derive=lambda f: (f["replica_balancedness"] + 0.02 / f["mean_runtime_s"]) / 2
+               pooled="derived", timed=True,
+               derive=lambda f: (f["replica_balancedness"] + 0.02 / f["mean_runtime_s"]) / 2
                if f["mean_runtime_s"] > 0 else math.nan))
 # Placement quality beyond balance.
 declare(Figure("copies_moved_share", "share of expert copies moved between consecutive windows",

@@ -9,8 +9,6 @@ from harness.candidate import baseline
 from harness.figures import FIGURES
 from harness.store import Store
 
-RANKABLE = list(FIGURES)
-
 
 def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids: list[str] | None = None,
                  baseline_id: str | None = None) -> pd.DataFrame:

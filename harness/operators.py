@@ -23,7 +23,7 @@ from harness.candidate import Candidate
 from harness.diffs import DiffError, make_child
 from harness.knobs import KnobError, bake, declared_knobs, find_literals
 from harness.redact import redact
-from harness.registry import Registry
+from harness.registry import Registry, is_config_type
 
 # The evolve config's operators, by name; a config's options for one are checked against its fields.
 OPERATORS: Registry = Registry("operator", internal=("name", "context"))
@@ -227,7 +227,7 @@ def build_operators(spec: dict) -> list[tuple[Operator, float]]:
     out = []
     for name, options in spec.items():
         weight = options.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
+        if not is_config_type(weight, float):
             raise ValueError(f"operator {name!r}: weight must be a number, got {weight!r}")
         operator = OPERATORS.create(name, options, ignore=("weight",))
         if weight > 0:

@@ -15,7 +15,14 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 # Option types a config can give, by the annotation text of the dataclass field.
-_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
+_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
+
+
+def is_config_type(value: object, kind: type) -> bool:
+    """``isinstance`` as a config reads it: a bool is no number, an int is a float."""
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
 
 
 class Registry(Generic[T]):
@@ -59,7 +66,7 @@ class Registry(Generic[T]):
             if key not in known:
                 raise ValueError(f"{self.kind} {name!r}: unknown option {key!r}; known: {', '.join(known) or 'none'}")
             want = _TYPES.get(str(known[key].type))
-            if want and (not isinstance(value, want) or isinstance(value, bool) and bool not in want):
+            if want and not is_config_type(value, want):
                 raise ValueError(f"{self.kind} {name!r}: option {key!r} must be {known[key].type}, "
                                  f"got {type(value).__name__} {value!r}"[:300])
         missing = [k for k, f in known.items() if k not in given and f.default is dataclasses.MISSING

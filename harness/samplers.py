@@ -10,52 +10,45 @@ from harness.registry import Registry
 SAMPLERS: Registry = Registry("sampler", internal=())
 
 
-@SAMPLERS.register("tpe")
 @dataclass
-class TPE:
+class _Sampler:
+    """A sampler's options; ``optuna_class`` (in ``optuna.samplers``) is built with them and ``extra``."""
+
     seed: int | None = None
+    optuna_class: ClassVar[str]
+    extra: ClassVar[dict] = {}
     multi_objective: ClassVar[bool] = True
 
     def build(self):
         import optuna
 
-        return optuna.samplers.TPESampler(seed=self.seed)
+        return getattr(optuna.samplers, self.optuna_class)(seed=self.seed, **self.extra)
+
+
+@SAMPLERS.register("tpe")
+@dataclass
+class TPE(_Sampler):
+    optuna_class = "TPESampler"
 
 
 @SAMPLERS.register("cmaes")
 @dataclass
-class CmaEs:
-    seed: int | None = None
-    multi_objective: ClassVar[bool] = False
-
-    def build(self):
-        import optuna
-
-        return optuna.samplers.CmaEsSampler(seed=self.seed, warn_independent_sampling=False)
+class CmaEs(_Sampler):
+    optuna_class = "CmaEsSampler"
+    extra = {"warn_independent_sampling": False}
+    multi_objective = False
 
 
 @SAMPLERS.register("nsga2")
 @dataclass
-class NSGA2:
-    seed: int | None = None
-    multi_objective: ClassVar[bool] = True
-
-    def build(self):
-        import optuna
-
-        return optuna.samplers.NSGAIISampler(seed=self.seed)
+class NSGA2(_Sampler):
+    optuna_class = "NSGAIISampler"
 
 
 @SAMPLERS.register("random")
 @dataclass
-class Random:
-    seed: int | None = None
-    multi_objective: ClassVar[bool] = True
-
-    def build(self):
-        import optuna
-
-        return optuna.samplers.RandomSampler(seed=self.seed)
+class Random(_Sampler):
+    optuna_class = "RandomSampler"
 
 
 def make_sampler(name: str, seed: int | None, multi_objective: bool):

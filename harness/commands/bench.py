@@ -10,7 +10,6 @@ from pathlib import Path
 from evaluator.presets import PRESETS
 from harness.commands.common import (
     Command,
-    UsageError,
     add_deployment_arg,
     add_store_arg,
     checked_candidates,
@@ -35,7 +34,6 @@ class BenchCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         import pandas as pd
 
-        from evaluator.deployment import DeploymentError
         from evaluator.presets import get_preset
         from evaluator.suites import Case, get_suite
         from harness import sandbox
@@ -47,12 +45,9 @@ class BenchCommand(Command):
         timed_cases = [Case("zipf", get_preset(p).name, 0, windows=1) for p in args.presets]
         cases = get_suite(args.suite)
         if args.deployment:  # the balance columns too, on the suite's cases of these presets
-            cases = [c for c in cases if c.preset in args.presets]
-            try:
-                timed_cases = [c.with_deployment(args.deployment) for c in timed_cases]
-                cases = [c.with_deployment(args.deployment) for c in cases]
-            except DeploymentError as exc:
-                raise UsageError(str(exc)) from None
+            # A deployment that does not fit raises DeploymentError: one line and exit 2 (harness.cli).
+            cases = [c.with_deployment(args.deployment) for c in cases if c.preset in args.presets]
+            timed_cases = [c.with_deployment(args.deployment) for c in timed_cases]
         candidates = checked_candidates(args.candidates)
         store = Store(args.db)
         report = evaluate(
