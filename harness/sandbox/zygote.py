@@ -1,6 +1,6 @@
 """The zygote: a clean process that forks one confined worker per task.
 
-The harness starts it once (:class:`harness.sandbox.pool.Zygote`) from a fresh
+The harness starts it once (:class:`harness.sandbox.zygote_handle.Zygote`) from a fresh
 interpreter with an allow-listed environment (no keys or tokens) and ``/`` as its
 directory: it holds none of the harness's memory (no workload, no later window, no
 store), imports torch and the worker code once so that workers start warm, and then

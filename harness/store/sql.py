@@ -1,184 +1,42 @@
-"""The results store: candidates, runs, evaluations and timings behind one SQLAlchemy URL.
-
-SQLite by default (``sqlite:///results/harness.db``), PostgreSQL when many workers
-share it; the code is the same. Only the harness process writes here, never a
-candidate. Each finished evaluation is committed on its own, so killing the
-harness loses at most the evaluations in flight; ``(candidate, case)`` is unique,
-so a second run neither loses nor duplicates one.
-"""
+"""The SQLAlchemy store: any URL (SQLite by default, PostgreSQL for many workers), the same code."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
-import random
 import secrets
-import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    inspect,
-    select,
-    text,
-)
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    DBAPIError,
-    IntegrityError,
-    NoSuchModuleError,
-    OperationalError,
-    ProgrammingError,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
 
 from harness.redact import redact
 from harness.sandbox.outcome import LIMIT_KINDS
+from harness.store.interface import StoreError
+from harness.store.schema import (
+    Base,
+    CandidateRow,
+    EvaluationRow,
+    EvolutionEventRow,
+    RunRow,
+    SecretRow,
+    TimingRow,
+    _add_missing_columns,
+    _now,
+    _sqlite_pragmas,
+    retry_on_schema_race,
+)
+from harness.store.version import EVAL_VERSION
 
 if TYPE_CHECKING:  # the candidate module imports torch; the store needs it only to build one
     from harness.candidate import Candidate
 
 DEFAULT_URL = "sqlite:///results/harness.db"
-
-# The code whose change changes a stored figure: the evaluator, the figure declarations,
-# the composed policy of primitive-only candidates and the runner's scoring and timing.
-SCORING_CODE = ("evaluator/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py")
-
-
-_ROOT = Path(__file__).resolve().parent.parent
-
-
-def scoring_code_version(root: Path = _ROOT) -> int:
-    """A number derived from the :data:`SCORING_CODE` files: stored results are reused only under the same one."""
-    digest = hashlib.sha256()
-    for path in sorted(p for pattern in SCORING_CODE for p in root.glob(pattern)):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return int(digest.hexdigest()[:7], 16)  # fits the column's 32-bit integer
-
-
-EVAL_VERSION = scoring_code_version()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class CandidateRow(Base):
-    __tablename__ = "candidates"
-    id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(Text, default="")
-    origin: Mapped[str] = mapped_column(String(50), default="file")
-    path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    parent_ids: Mapped[list] = mapped_column(JSON, default=list)
-    diff: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class RunRow(Base):
-    __tablename__ = "runs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    command: Mapped[str] = mapped_column(Text)
-    suite: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    versions: Mapped[dict] = mapped_column(JSON, default=dict)
-    cpu_model: Mapped[str] = mapped_column(String(200), default="")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class EvaluationRow(Base):
-    __tablename__ = "evaluations"
-    __table_args__ = (UniqueConstraint("candidate_id", "case_key", "eval_version"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    candidate_id: Mapped[str] = mapped_column(ForeignKey("candidates.id"))
-    case_key: Mapped[str] = mapped_column(String(16))
-    case_name: Mapped[str] = mapped_column(String(200))
-    family: Mapped[str] = mapped_column(String(50))
-    preset: Mapped[str] = mapped_column(String(50))
-    case: Mapped[dict] = mapped_column(JSON)
-    eval_version: Mapped[int] = mapped_column(Integer, default=EVAL_VERSION)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The run's limits (timeout_s, memory_mb, output_mb): a limit failure holds for these only.
-    limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
-    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class TimingRow(Base):
-    __tablename__ = "timings"
-    __table_args__ = (UniqueConstraint("run_id", "candidate_id", "case_key"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
-    candidate_id: Mapped[str] = mapped_column(ForeignKey("candidates.id"))
-    case_key: Mapped[str] = mapped_column(String(16))
-    median_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    stats: Mapped[dict] = mapped_column(JSON, default=dict)
-    failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class EvolutionEventRow(Base):
-    """One proposal of an evolve run: the child (or why none was made) and what became of it."""
-
-    __tablename__ = "evolution_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    evolution: Mapped[str] = mapped_column(String(200))
-    generation: Mapped[int] = mapped_column(Integer)
-    island: Mapped[int] = mapped_column(Integer)
-    operator: Mapped[str] = mapped_column(String(50))
-    candidate_id: Mapped[str | None] = mapped_column(ForeignKey("candidates.id"), nullable=True)
-    status: Mapped[str] = mapped_column(String(20))  # accepted, not better, failed, rejected, archived
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    fitness: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-
-
-class SecretRow(Base):
-    """Values a store keeps for itself alone, e.g. the seed of its private suites."""
-
-    __tablename__ = "store_secrets"
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-def retry_on_schema_race(create, attempts: int = 5):
-    """Run ``create`` (a schema or study creation), retrying when a concurrent worker raced it.
-
-    Workers started together on one PostgreSQL database all try to create the same
-    tables and types; all but one fail with a duplicate-key error and simply retry.
-    """
-    for attempt in range(attempts):
-        try:
-            return create()
-        except (IntegrityError, ProgrammingError, OperationalError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 + random.random() * (attempt + 1))
 
 
 def _cpu_model() -> str:
@@ -204,34 +62,6 @@ def _package_versions() -> dict:
 
 # Candidate attributes stored as they are (the id is derived, parent_ids is a list in the row).
 _CANDIDATE_FIELDS = ("name", "source", "path", "description", "origin", "diff")
-
-
-@runtime_checkable
-class ResultStore(Protocol):
-    """What the harness asks of a results store. :class:`Store` implements it on any SQLAlchemy URL;
-    ``tests/test_store_conformance.py`` is the suite any implementation must pass, on every backend."""
-
-    def add_candidate(self, candidate: Candidate) -> str: ...
-    def get_candidate(self, candidate_id: str) -> Candidate: ...
-    def suite_secret(self) -> str: ...
-    def start_run(self, command: str, suite: str | None) -> int: ...
-    def end_run(self, run_id: int) -> None: ...
-    def evaluated_case_keys(self, candidate_id: str) -> set[str]: ...
-    def add_evaluation(self, run_id: int, candidate_id: str, case: dict, metrics: dict | None,
-                       failure_kind: str | None = None, reason: str | None = None, elapsed_s: float = 0.0,
-                       limits: dict | None = None) -> bool: ...
-    def drop_limit_failures(self, candidate_id: str, limits: dict) -> int: ...
-    def delete_evaluations(self, candidate_id: str, case_keys: Iterable[str]) -> None: ...
-    def evaluations_frame(self, candidate_ids: list[str] | None = None, case_keys: list[str] | None = None): ...
-    def add_timing(self, run_id: int, candidate_id: str, case_key: str, stats: dict | None,
-                   failure_kind: str | None = None, reason: str | None = None) -> None: ...
-    def timings_frame(self, candidate_ids: list[str] | None = None): ...
-    def add_evolution_events(self, evolution: str, generation: int, events: list[dict]) -> None: ...
-    def evolution_events_frame(self, evolution: str | None = None): ...
-
-
-class StoreError(Exception):
-    """The store cannot be opened; the message is one line naming the URL (password hidden)."""
 
 
 def _shown(url: str) -> str:
@@ -501,24 +331,3 @@ class Store:
                 )
             )
             s.commit()
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add columns this version declares to tables an older version created (nullable, so no default is needed)."""
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # WAL lets a leaderboard read while a run writes; busy_timeout rides out short locks.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
