@@ -16,16 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from evaluator.estimators import ESTIMATORS, Estimator
 from evaluator.metrics import placement_balance
 from evaluator.migration import Migration, migration
 from evaluator.presets import Preset
 from evaluator.validation import validate_on
 
-ESTIMATORS = ("last", "sliding", "ema")
-
 
 @dataclass(frozen=True)
 class ReplayPolicy:
+    """When to rebalance (every ``every`` windows) and from which estimate (:mod:`evaluator.estimators`).
+
+    ``span`` and ``alpha`` are offered to the estimator; each takes the options it declares.
+    """
+
     every: int = 1
     estimator: str = "last"
     span: int = 4
@@ -33,22 +37,19 @@ class ReplayPolicy:
     expert_bytes: float = 0.0  # size of one expert's weights, for bytes moved
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
-        if self.every < 1 or self.span < 1 or not 0 < self.alpha <= 1:
-            raise ValueError("every and span must be >= 1 and alpha in (0, 1]")
+        if self.every < 1:
+            raise ValueError("every must be >= 1")
+        self.build_estimator()  # an unknown estimator or a bad option is refused here, not mid-replay
+
+    def build_estimator(self) -> Estimator:
+        known = ESTIMATORS.options(self.estimator)  # an unknown name: one-line ValueError
+        offered = {"span": self.span, "alpha": self.alpha}
+        return ESTIMATORS.create(self.estimator, {k: v for k, v in offered.items() if k in known})
 
 
 def estimate(windows: np.ndarray, t: int, policy: ReplayPolicy) -> np.ndarray:
     """The load estimate ``[L, E]`` available at the start of window ``t`` (uses windows ``< t``)."""
-    if policy.estimator == "last":
-        return windows[t - 1]
-    if policy.estimator == "sliding":
-        return windows[max(0, t - policy.span) : t].sum(axis=0)
-    est = windows[0].astype(np.float64)
-    for w in windows[1:t]:
-        est = policy.alpha * w + (1 - policy.alpha) * est
-    return est
+    return policy.build_estimator().estimate(windows, t)
 
 
 def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset, policy: ReplayPolicy) -> list[dict]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from evaluator.deployment import Deployment, DeploymentError
 from evaluator.presets import Preset, get_preset
+from evaluator.registry import Registry
+from evaluator.shipped import shipped
 from evaluator.traces import load_trace
 from evaluator.workloads import generate
 
@@ -185,7 +188,7 @@ def _grid(families: list[str], presets: list[str], seeds: list[int], windows: in
 
 # Written out, not read from FAMILIES: a new workload family must not silently change a suite's cases.
 SUITE_FAMILIES = ["uniform", "zipf", "lognormal", "hotspot", "group_skewed", "drifting", "bursty"]
-REAL_TRACES = Path(__file__).resolve().parent.parent / "traces" / "real"
+REAL_TRACES = shipped("traces", "real")
 # (file, model preset giving the deployment, records per window); provenance in traces/real/README.md.
 _REAL = [
     ("harmoeny_qwen15moe_bookcorpus.npy", "qwen1.5-moe-a2.7b", 1),
@@ -196,18 +199,68 @@ _REAL = [
     ("mixtral8x7b_gsm8k_humaneval_pertoken.npy", "mixtral-8x7b", 16),
 ]
 
-SUITES: dict[str, list[Case]] = {
-    # Every family on a hierarchical (deepseek-v3) and two global presets, plus the
-    # two remaining presets on the families that stress them most.
-    "default": _grid(SUITE_FAMILIES, ["deepseek-v3", "qwen3-235b", "gpt-oss-120b"], [0])
-    + _grid(["zipf", "hotspot", "drifting"], ["kimi-k2", "mixtral-8x7b"], [0]),
-    # A handful of small cases for a quick check.
-    "smoke": _grid(["zipf", "hotspot", "group_skewed"], ["deepseek-v3", "gpt-oss-120b"], [0], windows=2),
-    # Several seeds of every family on every preset: slower, for final comparisons.
-    "full": _grid(SUITE_FAMILIES, ["deepseek-v3", "qwen3-235b", "kimi-k2", "gpt-oss-120b", "mixtral-8x7b"], [0, 1, 2]),
-    # Recorded traces of real models (traces/real/README.md), each on its model preset's deployment.
-    "real": [Case.from_trace(str(REAL_TRACES / f), preset, window) for f, preset, window in _REAL],
-}
+class Suite:
+    """A named set of cases; subclasses are dataclasses registered in :data:`SUITES`."""
+
+    def cases(self) -> list[Case]:
+        raise NotImplementedError
+
+
+SUITES: Registry[Suite] = Registry("suite")
+
+
+@SUITES.register("default")
+@dataclass(frozen=True)
+class DefaultSuite(Suite):
+    """Every family on deepseek-v3, qwen3-235b and gpt-oss-120b; its three hardest on kimi-k2 and mixtral.
+
+    One hierarchical and two global presets carry every family; the two remaining presets
+    get the families that stress them most."""
+
+    def cases(self) -> list[Case]:
+        return (_grid(SUITE_FAMILIES, ["deepseek-v3", "qwen3-235b", "gpt-oss-120b"], [0])
+                + _grid(["zipf", "hotspot", "drifting"], ["kimi-k2", "mixtral-8x7b"], [0]))
+
+
+@SUITES.register("smoke")
+@dataclass(frozen=True)
+class SmokeSuite(Suite):
+    """A handful of small cases for a quick check."""
+
+    def cases(self) -> list[Case]:
+        return _grid(["zipf", "hotspot", "group_skewed"], ["deepseek-v3", "gpt-oss-120b"], [0], windows=2)
+
+
+@SUITES.register("quick")
+@dataclass(frozen=True)
+class QuickSuite(Suite):
+    """Every family on deepseek-v3 and zipf/hotspot on the other four presets, two windows each (the demo's).
+
+    One t -> t+1 step per case instead of the default's three: the same shapes and families
+    as ``default`` at about a quarter of its cost, so noisier; ``default`` is the reference."""
+
+    def cases(self) -> list[Case]:
+        return (_grid(SUITE_FAMILIES, ["deepseek-v3"], [0], windows=2)
+                + _grid(["zipf", "hotspot"], ["qwen3-235b", "gpt-oss-120b", "kimi-k2", "mixtral-8x7b"], [0], windows=2))
+
+
+@SUITES.register("full")
+@dataclass(frozen=True)
+class FullSuite(Suite):
+    """Several seeds of every family on every preset: slower, for final comparisons."""
+
+    def cases(self) -> list[Case]:
+        return _grid(SUITE_FAMILIES, ["deepseek-v3", "qwen3-235b", "kimi-k2", "gpt-oss-120b", "mixtral-8x7b"],
+                     [0, 1, 2])
+
+
+@SUITES.register("real")
+@dataclass(frozen=True)
+class RealSuite(Suite):
+    """Recorded traces of real models (traces/real/README.md), each on its model preset's deployment."""
+
+    def cases(self) -> list[Case]:
+        return [Case.from_trace(str(REAL_TRACES / f), preset, window) for f, preset, window in _REAL]
 
 
 class UnknownSuiteError(KeyError):
@@ -215,9 +268,13 @@ class UnknownSuiteError(KeyError):
         return f"unknown suite {self.args[0]!r}; known: {', '.join(SUITES)}"
 
 
+@cache
+def _suite_cases(name: str) -> tuple[Case, ...]:
+    return tuple(SUITES.create(name).cases())
+
+
 def get_suite(name: str) -> list[Case]:
     """The cases of suite ``name``; :class:`UnknownSuiteError` lists the known suites."""
-    try:
-        return SUITES[name]
-    except KeyError:
-        raise UnknownSuiteError(name) from None
+    if name not in SUITES:
+        raise UnknownSuiteError(name)
+    return list(_suite_cases(name))

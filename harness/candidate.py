@@ -31,12 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluator.shipped import here_or_shipped, shipped
 from harness.policy import RebalanceFn, compose_rebalance
 
 REQUIRED = {"balanced_packing": 2, "replicate_experts": 2}
 OPTIONAL = {"balanced_packing_diverse": 3, "rebalance_experts": 5}
 
-BASELINE_PATH = Path(__file__).resolve().parent.parent / "candidates" / "deepseek_baseline.py"
 
 
 class ContractError(ValueError):
@@ -78,9 +78,11 @@ def from_source(source: str, name: str = "inline", **provenance) -> Candidate:
 def discover(spec: str | Path) -> list[Candidate]:
     """Candidates named by ``spec``: a ``.py`` file, or every ``.py`` file in a directory.
 
-    Files whose names start with ``_`` are skipped in directories.
+    Files whose names start with ``_`` are skipped in directories. A relative path that
+    does not exist here but does among the shipped files (``candidates/``, e.g. when
+    installed from a wheel) names those.
     """
-    path = Path(spec)
+    path = here_or_shipped(spec)
     if path.is_dir():
         return [from_file(p) for p in sorted(path.glob("*.py")) if not p.name.startswith("_")]
     if path.is_file():
@@ -90,7 +92,12 @@ def discover(spec: str | Path) -> list[Candidate]:
 
 def baseline() -> Candidate:
     """The DeepSeek baseline every run is measured against."""
-    return from_file(BASELINE_PATH)
+    return from_file(shipped("candidates", "deepseek_baseline.py"))
+
+
+def builtin_candidates() -> list[Candidate]:
+    """Every built-in candidate (``candidates/``), the baseline among them."""
+    return discover(shipped("candidates"))
 
 
 def _positional_arity(node: ast.FunctionDef) -> tuple[int, int]:

@@ -27,14 +27,15 @@ from pathlib import Path
 
 import yaml
 
+from evaluator.registry import is_config_type
+from evaluator.shipped import here_or_shipped
 from evaluator.suites import Case, get_suite, private_cases
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
 from harness.figures import FIGURES, get_figure
 from harness.leaderboard import case_results, leaderboard
-from harness.operators import LLMOperator, OperatorError, build_operators
+from harness.operators import OperatorError, Population, build_operators
 from harness.redact import redact
-from harness.registry import is_config_type
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
 
@@ -80,7 +81,7 @@ class EvolveConfig:
 def load_config(path: str | Path) -> EvolveConfig:
     """Read and check an evolve config; :class:`ConfigError` says what and where."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(here_or_shipped(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
     if not isinstance(raw, dict):
@@ -293,10 +294,8 @@ class Evolution:
                 operator = self.rng.choices([o for o, _ in self.operators], [w for _, w in self.operators])[0]
                 first = self._select(island)
                 parents = [first, self._mate(first)]
-                if isinstance(operator, LLMOperator):
-                    operator.context = {"metrics": self.metrics, "best": self._best_summaries()}
                 try:
-                    child = operator.propose(parents, self.rng)
+                    child = operator.propose(parents, self.rng, Population(self.metrics, self._best_summaries()))
                 except (OperatorError, RecursionError, MemoryError) as exc:  # the parser's limits too
                     log.append({"island": island, "operator": operator.name, "status": "rejected",
                                 "reason": redact(str(exc) or exc.__class__.__name__),

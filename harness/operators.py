@@ -1,9 +1,10 @@
 """Mutation operators: each turns one or two parents into a child candidate.
 
-Every operator has ``name`` and ``propose(parents, rng) -> Candidate`` and raises
-:class:`OperatorError` (one line) when it cannot make a child; the evolution loop
+Every operator has ``name`` and ``propose(parents, rng, population) -> Candidate`` and
+raises :class:`OperatorError` (one line) when it cannot make a child; the evolution loop
 records that and carries on. ``parents[0]`` is the main parent; crossover also uses
-``parents[1]``.
+``parents[1]``; ``population`` (:class:`Population`) is what the loop knows of everyone
+evaluated so far, for operators that condition on it (the LLM's prompt).
 """
 
 from __future__ import annotations
@@ -16,17 +17,29 @@ import random
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Protocol
 
+from evaluator.registry import Registry, is_config_type
+from evaluator.shipped import here_or_shipped
 from harness.candidate import Candidate
 from harness.diffs import DiffError, make_child
 from harness.knobs import KnobError, bake, declared_knobs, find_literals
 from harness.redact import redact
-from harness.registry import Registry, is_config_type
 
 # The evolve config's operators, by name; a config's options for one are checked against its fields.
-OPERATORS: Registry = Registry("operator", internal=("name", "context"))
+OPERATORS: Registry = Registry("operator", internal=("name",))
+
+
+@dataclass(frozen=True)
+class Population:
+    """What the evolution loop knows when it asks for a child: every evaluated candidate's summary
+    (by id; figures as the leaderboard declares them) and the best few so far, best first."""
+
+    metrics: dict[str, dict] = field(default_factory=dict)
+    best: list[dict] = field(default_factory=list)
+
+
+NO_POPULATION = Population()
 
 
 class OperatorError(Exception):
@@ -36,7 +49,8 @@ class OperatorError(Exception):
 class Operator(Protocol):
     name: str
 
-    def propose(self, parents: list[Candidate], rng: random.Random) -> Candidate: ...
+    def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
+                ) -> Candidate: ...
 
 
 def _child_of(parent: Candidate, diff_text: str, name: str) -> Candidate:
@@ -55,8 +69,9 @@ class DiffLibrary:
     folder: str
     name: str = "diff_library"
 
-    def propose(self, parents: list[Candidate], rng: random.Random) -> Candidate:
-        files = sorted(p for p in Path(self.folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
+                ) -> Candidate:
+        files = sorted(p for p in here_or_shipped(self.folder).iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise OperatorError(f"diff library {self.folder} is empty")
         chosen = rng.choice(files)
@@ -73,7 +88,8 @@ class KnobPerturbation:
     count: int = 1
     name: str = "knobs"
 
-    def propose(self, parents: list[Candidate], rng: random.Random) -> Candidate:
+    def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
+                ) -> Candidate:
         parent = parents[0]
         try:
             knobs = declared_knobs(parent.source) or find_literals(parent.source)
@@ -127,7 +143,8 @@ class Crossover:
 
     name: str = "crossover"
 
-    def propose(self, parents: list[Candidate], rng: random.Random) -> Candidate:
+    def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
+                ) -> Candidate:
         if len(parents) < 2 or parents[0].id == parents[1].id:
             raise OperatorError("crossover needs two different parents")
         host, donor = parents[0], parents[1]
@@ -176,7 +193,7 @@ class LLMOperator:
     """Ask an OpenAI-compatible chat-completions endpoint for SEARCH/REPLACE diffs.
 
     The API key is read from the environment variable ``api_key_env`` (never stored).
-    ``context`` is set by the evolution loop: metrics per candidate id and the best so far.
+    The prompt carries the parent's figures and the best programs so far, from ``population``.
     """
 
     base_url: str
@@ -185,12 +202,12 @@ class LLMOperator:
     temperature: float = 0.7
     timeout_s: float = 120.0
     name: str = "llm"
-    context: dict = field(default_factory=dict)
 
-    def propose(self, parents: list[Candidate], rng: random.Random) -> Candidate:
+    def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
+                ) -> Candidate:
         parent = parents[0]
-        metrics = self.context.get("metrics", {}).get(parent.id, {})
-        best = self.context.get("best", [])
+        metrics = population.metrics.get(parent.id, {})
+        best = population.best
         prompt = PROMPT.format(name=parent.name, metrics=json.dumps(metrics), source=parent.source,
                                best=json.dumps(best))
         answer = self._complete(prompt)

@@ -119,7 +119,7 @@ def timed_balance_failure(timed: float, scored: float) -> str | None:
 
 
 # -- parent side ------------------------------------------------------------------------
-class _Progress:
+class Progress:
     """A tqdm bar when stderr is a terminal; in a piped log, one line when a stage starts and one when it ends."""
 
     def __init__(self, total: int, desc: str, quiet: bool):
@@ -216,7 +216,7 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
                 report.reused += 1
             else:
                 todo.append((candidate, case))
-    bar = _Progress(len(todo), "score", config.quiet)
+    bar = Progress(len(todo), "score", config.quiet)
     for index, outcome in sandbox.run_tasks(score_task, todo, config.limits, config.jobs):
         candidate, case = todo[index]
         store.add_evaluation(
@@ -259,7 +259,7 @@ def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], conf
         for candidate in loadable
         if (candidate.id, case.key) in oracle
     ]
-    bar = _Progress(len(todo), "time", config.quiet)
+    bar = Progress(len(todo), "time", config.quiet)
     # jobs=1: one timed worker at a time, nothing else competing for the CPU.
     for index, outcome in sandbox.run_tasks(time_task, todo, config.limits, jobs=1):
         candidate, case, *_ = todo[index]

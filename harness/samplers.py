@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.registry import Registry
+from evaluator.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler", internal=())
 

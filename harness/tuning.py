@@ -10,6 +10,7 @@ for many machines) work on one study, as Optuna intends.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +48,7 @@ class TuneSettings:
     limits: sandbox.Limits = sandbox.Limits()
     jobs: int = 1
     repeats: int = 3
+    quiet: bool = False  # else one line per finished trial on stderr
 
 
 def tunable_knobs(candidate: Candidate, literals: bool) -> list[Knob]:
@@ -134,8 +136,14 @@ def tune(candidate: Candidate, store: Store, cases: list[Case], trials: int, stu
         study_name=study_name, storage=storage, load_if_exists=True, directions=objective.directions,
         sampler=sampler, pruner=pruner))
     study.set_user_attr("candidate_id", candidate.id)
-    study.optimize(objective, n_trials=trials, catch=(TrialFailure,))
+    callbacks = [] if settings.quiet else [_report_trial]
+    study.optimize(objective, n_trials=trials, catch=(TrialFailure,), callbacks=callbacks)
     return study, objective
+
+
+def _report_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    values = "" if trial.values is None else " " + ", ".join(f"{v:.4g}" for v in trial.values)
+    print(f"trial {trial.number}: {trial.state.name.lower()}{values} {trial.params}", file=sys.stderr, flush=True)
 
 
 def best_trial(study: optuna.Study, pick: int = 0) -> optuna.trial.FrozenTrial:

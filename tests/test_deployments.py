@@ -60,7 +60,7 @@ def test_bad_deployment_is_refused_in_one_line_with_exit_2(tmp_path, capsys, spe
 
 @pytest.mark.slow
 def test_a_bad_deployment_reaches_the_shell_as_one_line(tmp_path):
-    for command in (["bench", "--presets", "mixtral-8x7b"], ["compare", "candidates/deepseek_baseline.py"]):
+    for command in (["bench", "--preset", "mixtral-8x7b"], ["compare", "candidates/deepseek_baseline.py"]):
         result = cli(*command, "--deployment", "slots=4,gpus=4", "--db", f"sqlite:///{tmp_path}/h.db")
         assert result.returncode == 2 and "4 slots are fewer than the" in result.stderr, command
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -100,7 +100,7 @@ def test_constraint_failures_are_stored_with_their_kind(tmp_path):
                  "--suite", "smoke", "--preset", "deepseek-v3", "--deployment", spec, "--no-timing", "--jobs", "2",
                  "--db", db, "--out", str(tmp_path), "--quiet")
     assert result.returncode == 0, result.stderr
-    cases = pd.read_csv(next(tmp_path.glob("run-*")) / "cases.csv")
+    cases = pd.read_csv(tmp_path / "cases.csv")
     split = cases[cases["candidate"] == "vectorized_greedy@GROUP_LOCAL=0"]
     whole = cases[cases["candidate"] == "vectorized_greedy"]
     assert len(split) == 3 and (split["failure_kind"] == "constraint").all()

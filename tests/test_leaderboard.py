@@ -27,7 +27,7 @@ def test_adrs_score_is_the_published_formula():
 
 
 def test_cases_that_differ_have_different_names_and_keys():
-    cases = [c for suite in SUITES.values() for c in suite]
+    cases = [c for suite in SUITES for c in get_suite(suite)]
     by_key = {c.key: c for c in cases}
     by_name = {c.name: c for c in cases}
     assert len(by_key) == len(by_name)  # a name is a key: no two different cases share one
@@ -98,3 +98,29 @@ def test_evolve_fitness_is_a_declared_figure(tmp_path):
     (bad := tmp_path / "bad.yaml").write_text(base + "fitness: vibes\n")
     with pytest.raises(ConfigError, match="unknown figure 'vibes'"):
         load_config(bad)
+
+
+def test_a_figure_declared_once_is_a_column_and_a_rank_by_choice(tmp_path):
+    """docs/extending.md's example: a derived figure is one declaration in harness/figures.py."""
+    from evaluator.suites import Case
+    from harness.candidate import from_file
+    from harness.figures import FIGURES, Figure, declare
+    from harness.leaderboard import case_results, leaderboard
+    from harness.runner import RunConfig, evaluate
+    from harness.store import Store
+
+    store = Store(f"sqlite:///{tmp_path}/h.db")
+    cases = [Case("zipf", "mixtral-8x7b", 0, windows=2), Case("hotspot", "mixtral-8x7b", 0, windows=2)]
+    report = evaluate(store, [from_file(ROOT / "candidates" / "vectorized_greedy.py")], cases,
+                      RunConfig(quiet=True, time_runs=False))
+    declare(Figure("next_window_retention", "t -> t+1 GPU balancedness / same-window GPU balancedness",
+                   pooled="derived", fmt=".4f", summary=True,
+                   derive=lambda f: f["gpu_balancedness"] / f["oracle_gpu_balancedness"]))
+    try:
+        table = leaderboard(case_results(store, [c.key for c in cases], report.candidate_ids),
+                            rank_by="next_window_retention", case_keys=[c.key for c in cases])
+    finally:
+        del FIGURES["next_window_retention"]
+    expected = table["gpu_balancedness"] / table["oracle_gpu_balancedness"]
+    assert table["next_window_retention"].tolist() == pytest.approx(expected.tolist())
+    assert table["next_window_retention"].is_monotonic_decreasing and table["rank"].tolist() == [1, 2]

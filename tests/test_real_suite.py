@@ -73,6 +73,6 @@ def test_a_policy_that_needs_int64_counts_runs_scored_and_timed(tmp_path):
          "--repeats", "2", "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path), "--quiet"],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
-    cases = pd.read_csv(next(tmp_path.glob("run-*")) / "cases.csv")
+    cases = pd.read_csv(tmp_path / "cases.csv")
     mine = cases[cases["candidate"] == "int64_only"]
     assert len(mine) == 1 and mine["ok"].all() and mine["runtime_ms"].notna().all()

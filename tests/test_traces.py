@@ -217,7 +217,7 @@ def test_evaluate_on_a_trace_from_the_command_line(tmp_path):
     custom = subprocess.run(args + ["--deployment", "slots=12,gpus=6,nodes=2"], capture_output=True, text=True,
                             cwd=ROOT)
     assert custom.returncode == 0, custom.stderr
-    assert "trace:h.json@[slots=12,gpus=6,nodes=2]/w2" in (tmp_path / "run-2" / "cases.csv").read_text()
+    assert "trace:h.json@[slots=12,gpus=6,nodes=2]/w2" in (tmp_path / "cases.csv").read_text()
     bad = subprocess.run(args + ["--deployment", "slots=6,gpus=4"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "6 slots are not a multiple of 4 GPUs; 6 slots are fewer than the 8 experts" \
         in bad.stderr

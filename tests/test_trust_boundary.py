@@ -294,7 +294,7 @@ def attacked(request, tmp_path_factory):
            "--db", f"sqlite:///{tmp / 'h.db'}", "--out", str(tmp / "out"), "--quiet", "--repeats", "2",
            "--timeout", "60"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=900, start_new_session=True)
-    per_case = pd.read_csv(next((tmp / "out").glob("run-*")) / "cases.csv") if (tmp / "out").exists() else None
+    per_case = pd.read_csv(tmp / "out" / "cases.csv") if (tmp / "out").exists() else None
     return tmp, completed, per_case
 
 
@@ -450,12 +450,16 @@ REGENERATOR = """
     _sys.modules["evaluator"] = types.ModuleType("evaluator")
     _module("evaluator.deployment", DEPLOYMENT_SOURCE)
     _presets = _module("evaluator.presets", PRESETS_SOURCE)
-    _workloads = _module("evaluator.workloads", WORKLOADS_SOURCE)
+    _module("evaluator.registry", REGISTRY_SOURCE)
+    _sys.modules["evaluator.workloads"] = types.ModuleType("evaluator.workloads")
+    _workloads = _module("evaluator.workloads.base", WORKLOADS_SOURCE.pop("base"))
+    for _name, _family in WORKLOADS_SOURCE.items():
+        _module("evaluator.workloads." + _name, _family)
 
     def _future(weight):
         for preset in _presets.PRESETS.values():
             if (preset.num_layers, preset.num_experts) == tuple(weight.shape):
-                for family in _workloads.FAMILIES:
+                for family in _workloads.WORKLOADS:
                     for seed in range(5):
                         future = _next_in(_workloads.generate(family, preset, seed, 2), weight)
                         if future is not None:
@@ -477,9 +481,12 @@ def test_a_copy_of_the_generator_regenerates_a_public_suite_but_not_its_private_
     assert store.suite_secret() == Store(f"sqlite:///{tmp_path}/h.db").suite_secret()
     assert {c.key for c in private}.isdisjoint(c.key for c in public)
     assert all(c.name.endswith(f"#private{p.seed}") for c, p in zip(private, public, strict=True))
+    families = {p.stem: p.read_text() for p in sorted((ROOT / "evaluator" / "workloads").glob("*.py"))
+                if p.stem != "__init__"}
     embedded = (f"DEPLOYMENT_SOURCE = {(ROOT / 'evaluator' / 'deployment.py').read_text()!r}\n"
                 f"PRESETS_SOURCE = {(ROOT / 'evaluator' / 'presets.py').read_text()!r}\n"
-                f"WORKLOADS_SOURCE = {(ROOT / 'evaluator' / 'workloads.py').read_text()!r}\n")
+                f"REGISTRY_SOURCE = {(ROOT / 'evaluator' / 'registry.py').read_text()!r}\n"
+                f"WORKLOADS_SOURCE = {families!r}\n")
     cheat = from_source(_source(embedded + textwrap.dedent(REGENERATOR), tmp_path), name="regenerator")
     report = evaluate(store, [cheat], public + private, RunConfig(quiet=True, time_runs=False))
     per_case = case_results(store, [c.key for c in public + private], report.candidate_ids)

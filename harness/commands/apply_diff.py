@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.commands.common import (
     Command,
     UsageError,
-    add_store_arg,
+    add_common,
 )
 
 
@@ -21,7 +21,7 @@ class ApplyDiffCommand(Command):
         parser.add_argument("diff", help="diff file (seed envelope, bare SEARCH/REPLACE blocks, or a full rewrite)")
         parser.add_argument("-o", "--output", help="child file to write (default results/children/NAME.py)")
         parser.add_argument("--name", help="child name (default: the diff's <NAME>)")
-        add_store_arg(parser)
+        add_common(parser, "db")
 
     def run(self, args: argparse.Namespace) -> int:
         from harness.candidate import from_file

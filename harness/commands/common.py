@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import TYPE_CHECKING
 
+from harness.sandbox.outcome import Limits
 from harness.store import DEFAULT_URL
 
 if TYPE_CHECKING:
@@ -60,20 +62,71 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
-def add_deployment_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--deployment",
-        metavar="SPEC",
-        help="slots=S,gpus=G,nodes=N[,groups=K][,group_local=required|free]: run every case on this "
-        "deployment instead of its preset's (with --trace, layers and experts come from the "
-        "trace)",
-    )
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
-def add_store_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", default=DEFAULT_URL, help=f"SQLAlchemy URL of the results store (default {DEFAULT_URL})"
-    )
+# The options several commands take, declared once so that each has one meaning everywhere:
+# name -> (flags, argparse keywords). A command picks them by name (:func:`add_common`)
+# and may give its own default (``out="results/bench"``).
+COMMON_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "suite": (("--suite",), {"default": "default",
+                             "help": "suite name (see `eplb-harness suites`; default %(default)s)"}),
+    "preset": (("--preset",), {"action": "append", "metavar": "NAME",
+                               "help": "keep only cases of this model preset (repeatable; `eplb-harness presets`)"}),
+    "deployment": (("--deployment",), {
+        "metavar": "SPEC",
+        "help": "slots=S,gpus=G,nodes=N[,groups=K][,group_local=required|free]: run every case on this "
+                "deployment instead of its preset's (with --trace, layers and experts come from the trace)"}),
+    "out": (("--out",), {"metavar": "DIR", "help": "folder this command writes its files into (default %(default)s)"}),
+    "db": (("--db",), {"default": DEFAULT_URL, "metavar": "URL",
+                       "help": "SQLAlchemy URL of the results store (default %(default)s)"}),
+    "jobs": (("--jobs",), {"type": positive_int, "default": _cores(), "metavar": "N",
+                           "help": "parallel scoring workers (default: the machine's cores, %(default)d)"}),
+    "timeout": (("--timeout",), {"type": positive_float, "default": Limits.timeout_s, "metavar": "S",
+                                 "help": "wall-time limit of one case in the sandbox, seconds (default %(default)g)"}),
+    "memory_mb": (("--memory-mb",), {"type": positive_int, "default": Limits.memory_mb, "metavar": "MB",
+                                     "help": "memory a sandbox worker may add, MiB (default %(default)d)"}),
+    "seed": (("--seed",), {"type": int, "metavar": "N", "help": "seed of this command's own randomness"}),
+    "quiet": (("--quiet",), {"action": "store_true",
+                             "help": "no progress output on stderr (bars on a terminal, stage lines in a log)"}),
+}
+
+
+def add_common(parser: argparse.ArgumentParser, *names: str, shown: dict[str, str] | None = None,
+               **defaults: object) -> None:
+    """Add the shared options ``names`` (keys of :data:`COMMON_OPTIONS`), with this command's ``defaults``.
+
+    ``shown`` says in words what a default means where its value does not (``out=None`` for a
+    folder named after the run).
+    """
+    for name in names:
+        flags, keywords = COMMON_OPTIONS[name]
+        keywords = dict(keywords)
+        if name in defaults:
+            keywords["default"] = defaults[name]
+        if shown and name in shown:
+            keywords["help"] = keywords["help"].replace("%(default)s", shown[name])
+        parser.add_argument(*flags, **keywords)
+
+
+def add_candidates_arg(parser: argparse.ArgumentParser) -> None:
+    """Candidate files or folders, or ``--builtin`` for every built-in; at least one of them is needed."""
+    parser.add_argument("candidates", nargs="*", help="candidate .py files or folders of them")
+    parser.add_argument("--builtin", action="store_true",
+                        help="also every built-in candidate (shipped with the harness; works from any directory)")
+
+
+def candidate_specs(args: argparse.Namespace, builtin_by_default: bool = False) -> list[str]:
+    """The candidate paths a command was given (``--builtin`` adds the shipped ``candidates/`` folder,
+    as does giving none when ``builtin_by_default``)."""
+    from evaluator.shipped import shipped
+
+    builtin = args.builtin or (builtin_by_default and not args.candidates)
+    specs = list(args.candidates) + ([str(shipped("candidates"))] if builtin else [])
+    if not specs:
+        raise UsageError("no candidate given: name .py files or folders, or pass --builtin")
+    return specs
 
 
 def cases_of(args: argparse.Namespace) -> list[Case]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from harness.commands.common import (
     Command,
     UsageError,
-    add_deployment_arg,
-    add_store_arg,
+    add_common,
     cases_of,
     checked_candidates,
-    positive_int,
     seed_list,
 )
 
@@ -25,17 +22,12 @@ class CompareCommand(Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("candidate", help="candidate .py file")
         parser.add_argument("--against", help="reference candidate .py file (default: the baseline)")
-        parser.add_argument("--suite", default="default", help="suite whose cases are repeated with every seed")
-        parser.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
-        add_deployment_arg(parser)
+        add_common(parser, "suite", "preset", "deployment")
         parser.add_argument(
             "--seeds", type=seed_list, default=list(range(5)), help="FIRST-LAST or a comma list (default 0-4)"
         )
         parser.add_argument("--confidence", type=float, default=0.95, help="level of the t-intervals (default 0.95)")
-        parser.add_argument("--out", default="results/compare", help="folder for compare.csv and differences.csv")
-        add_store_arg(parser)
-        parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
-        parser.add_argument("--quiet", action="store_true")
+        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out="results/compare")
 
     def run(self, args: argparse.Namespace) -> int:
         import pandas as pd

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from harness.commands.common import (
     Command,
-    add_deployment_arg,
-    add_store_arg,
+    add_candidates_arg,
+    add_common,
+    candidate_specs,
     cases_of,
-    positive_float,
     positive_int,
     with_knob_variants,
 )
-from harness.sandbox.outcome import Limits
 
 
 class EvaluateCommand(Command):
@@ -25,14 +23,13 @@ class EvaluateCommand(Command):
     help = "score candidates on a suite and print the table"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("candidates", nargs="+", help="candidate .py files or directories of them")
-        parser.add_argument("--suite", default="default", help="suite name (see `eplb-harness suites`)")
-        parser.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
+        add_candidates_arg(parser)
+        add_common(parser, "suite", "preset")
         parser.add_argument(
             "--trace", help="evaluate on this expert-load trace instead of a suite (needs one --preset or --deployment)"
         )
         parser.add_argument("--window", type=positive_int, help="records summed per trace window (format default)")
-        add_deployment_arg(parser)
+        add_common(parser, "deployment")
         parser.add_argument(
             "--sweep",
             action="append",
@@ -40,15 +37,8 @@ class EvaluateCommand(Command):
             metavar="KNOB=V1,V2,...",
             help="also evaluate each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0",
         )
-        parser.add_argument("--out", default="results", help="directory for the per-case CSV/JSON (default results/)")
-        add_store_arg(parser)
-        parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="parallel scoring workers")
-        parser.add_argument(
-            "--timeout", type=positive_float, default=Limits.timeout_s, help="wall-time limit per case, seconds"
-        )
-        parser.add_argument(
-            "--memory-mb", type=positive_int, default=Limits.memory_mb, help="memory a worker may add, MiB"
-        )
+        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", out=None,
+                   shown={"out": "results/run-N, N the run's id"})
         parser.add_argument("--repeats", type=positive_int, default=5, help="timed calls per case (after warm-up)")
         parser.add_argument("--force", action="store_true", help="re-evaluate even when the store has the result")
         parser.add_argument("--no-timing", action="store_true", help="skip the timing phase")
@@ -57,7 +47,7 @@ class EvaluateCommand(Command):
             action="store_true",
             help="time one case per preset and deployment (its zipf case) instead of every case",
         )
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_common(parser, "quiet")
 
     def run(self, args: argparse.Namespace) -> int:
         from harness import sandbox
@@ -69,7 +59,7 @@ class EvaluateCommand(Command):
         cases = cases_of(args)
         candidates: list[Candidate] = []
         broken: dict[str, str] = {}
-        for spec in args.candidates:
+        for spec in candidate_specs(args):
             try:
                 found = discover(spec)
             except ContractError as exc:
@@ -107,7 +97,7 @@ class EvaluateCommand(Command):
 
         per_case = case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
         table = leaderboard(per_case, case_keys=[c.key for c in cases])
-        out = Path(args.out) / f"run-{report.run_id}"
+        out = Path(args.out or f"results/run-{report.run_id}")
         out.mkdir(parents=True, exist_ok=True)
         per_case.to_csv(out / "cases.csv", index=False)
         (out / "cases.json").write_text(per_case.to_json(orient="records", indent=1))

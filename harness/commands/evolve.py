@@ -7,7 +7,7 @@ import argparse
 from harness.commands.common import (
     Command,
     UsageError,
-    add_store_arg,
+    add_common,
 )
 
 
@@ -17,10 +17,9 @@ class EvolveCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--config", required=True, help="evolve config (YAML)")
-        parser.add_argument("--seed", type=int, help="override the config's seed")
+        add_common(parser, "seed")
         parser.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
-        add_store_arg(parser)
-        parser.add_argument("--quiet", action="store_true")
+        add_common(parser, "db", "quiet")
 
     def run(self, args: argparse.Namespace) -> int:
         from harness.evolution import ConfigError, Evolution, load_config

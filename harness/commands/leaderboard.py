@@ -8,7 +8,7 @@ import sys
 from harness.commands.common import (
     Command,
     UsageError,
-    add_store_arg,
+    add_common,
 )
 from harness.figures import FIGURES
 
@@ -18,10 +18,10 @@ class LeaderboardCommand(Command):
     help = "rank every stored candidate on a suite"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_store_arg(parser)
-        parser.add_argument("--suite", default="default")
-        parser.add_argument("--format", choices=["md", "csv", "html"], default="md")
-        parser.add_argument("--rank-by", choices=list(FIGURES), default="gpu_balancedness")
+        add_common(parser, "db", "suite")
+        parser.add_argument("--format", choices=["md", "csv", "html"], default="md", help="table format (default md)")
+        parser.add_argument("--rank-by", choices=list(FIGURES), default="gpu_balancedness", metavar="FIGURE",
+                            help=f"declared figure to rank by (harness/figures.py): {', '.join(FIGURES)}")
         parser.add_argument("--plots", metavar="DIR", help="also write pareto.png, gap_heatmap.png, ranking.png here")
         parser.add_argument("--all-columns", action="store_true", help="show per-family and compatibility columns")
 

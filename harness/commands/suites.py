@@ -17,10 +17,11 @@ class SuitesCommand(Command):
         pass
 
     def run(self, args: argparse.Namespace) -> int:
-        from evaluator.suites import SUITES
+        from evaluator.suites import SUITES, get_suite
 
-        for name, cases in SUITES.items():
-            print(f"{name}: {len(cases)} cases")
+        for name in SUITES:
+            cases = get_suite(name)
+            print(f"{name}: {len(cases)} cases ({SUITES.get(name).__doc__.split(chr(10))[0].rstrip('.')})")
             for case in cases:
                 p = case.get_preset()
                 print(f"  {case.name:<64} {p.num_layers} x {p.num_experts} on {p.deployment.spec}")

@@ -7,6 +7,7 @@ import argparse
 from harness.commands.common import (
     Command,
     UsageError,
+    add_common,
     positive_float,
     positive_int,
 )
@@ -17,10 +18,11 @@ class SynthTraceCommand(Command):
     help = "write a SYNTHETIC trace-shaped JSON load history"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--preset", required=True)
-        parser.add_argument("--steps", type=positive_int, default=1000)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--out", required=True, help="output file (.json for --model steps, .npy for noisy)")
+        parser.add_argument("--preset", required=True, help="model preset giving layers and experts")
+        parser.add_argument("--steps", type=positive_int, default=1000, help="records (steps or windows) to write")
+        add_common(parser, "seed", seed=0)
+        parser.add_argument("--out", required=True, metavar="FILE",
+                            help="the trace file to write (.json for --model steps, .npy for noisy)")
         parser.add_argument(
             "--model",
             choices=["steps", "noisy"],
@@ -34,13 +36,13 @@ class SynthTraceCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from evaluator.presets import get_preset
         from evaluator.synthetic_traces import write_noisy_windows, write_synthetic_trace
-        from evaluator.workloads import FAMILIES
+        from evaluator.workloads import WORKLOADS
 
         if args.model == "noisy":
             if not args.out.endswith(".npy"):
                 raise UsageError(f"--model noisy writes a dense .npy trace, not {args.out!r}")
-            if args.family not in FAMILIES:
-                raise UsageError(f"unknown workload family {args.family!r}; known: {', '.join(FAMILIES)}")
+            if args.family not in WORKLOADS:
+                raise UsageError(f"unknown workload family {args.family!r}; known: {', '.join(WORKLOADS)}")
             path = write_noisy_windows(
                 args.out, get_preset(args.preset), args.steps, args.noise, args.family, args.seed
             )

@@ -9,14 +9,11 @@ from pathlib import Path
 from harness.commands.common import (
     Command,
     UsageError,
-    add_deployment_arg,
-    add_store_arg,
+    add_common,
     cases_of,
-    positive_float,
     positive_int,
 )
 from harness.samplers import SAMPLERS
-from harness.sandbox.outcome import Limits
 
 
 class TuneCommand(Command):
@@ -30,10 +27,9 @@ class TuneCommand(Command):
         parser.add_argument(
             "--storage", default="sqlite:///results/optuna.db", help="Optuna storage URL (PostgreSQL for many workers)"
         )
-        parser.add_argument("--suite", default="smoke")
-        parser.add_argument("--preset", action="append", help="keep only cases of this preset (repeatable)")
-        add_deployment_arg(parser)
-        parser.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance")
+        add_common(parser, "suite", "preset", "deployment", suite="smoke")
+        parser.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance",
+                            help="what a trial maximises: balance, runtime, one weighted figure, or both (pareto)")
         parser.add_argument(
             "--sampler", choices=SAMPLERS.names(), default=None, help="default tpe, nsga2 for pareto"
         )
@@ -44,13 +40,11 @@ class TuneCommand(Command):
             help="score trials on the suite's private twin (seeds only the --db store knows); "
             "every worker of a study must then share one --db",
         )
-        parser.add_argument("--seed", type=int, help="sampler seed")
+        add_common(parser, "seed")
         parser.add_argument("--export", help="tuned candidate file (default results/tuned/NAME_tuned.py)")
         parser.add_argument("--pick", type=int, default=0, help="Pareto point to export, by decreasing balancedness")
-        parser.add_argument("--out", default="results/tune", help="folder for plots and the trial table")
-        parser.add_argument("--jobs", type=positive_int, default=1, help="parallel scoring workers per trial")
-        parser.add_argument("--timeout", type=positive_float, default=Limits.timeout_s)
-        add_store_arg(parser)
+        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out=None,
+                   shown={"out": "results/tune/STUDY"})
 
     def run(self, args: argparse.Namespace) -> int:
         from evaluator.suites import private_cases
@@ -81,15 +75,16 @@ class TuneCommand(Command):
             sampler=sampler,
             literals=args.literals,
             seed=args.seed,
-            limits=sandbox.Limits(timeout_s=args.timeout),
+            limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
             jobs=args.jobs,
+            quiet=args.quiet,
         )
         study_name = args.study or f"{candidate.name}-{args.objective}"
         store = Store(args.db)
         if args.private:
             cases = private_cases(cases, store.suite_secret())
         study, objective = tune(candidate, store, cases, args.trials, study_name, args.storage, settings)
-        out = Path(args.out) / study_name
+        out = Path(args.out or f"results/tune/{study_name}")
         out.mkdir(parents=True, exist_ok=True)
         trial_table(study).to_csv(out / "trials.csv", index=False)
         plots = write_study_plots(study, out)

@@ -47,6 +47,16 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return list(self._classes)
 
+    def __iter__(self):
+        return iter(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def get(self, name: str) -> type[T]:
+        """The class registered as ``name`` (unknown: one-line ``ValueError``)."""
+        return self._lookup(name)
+
     def options(self, name: str) -> dict[str, dataclasses.Field]:
         """The options entry ``name`` takes, by name."""
         return {f.name: f for f in dataclasses.fields(self._lookup(name)) if f.init and f.name not in self.internal}

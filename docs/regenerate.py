@@ -1,0 +1,96 @@
+"""Rewrite the generated blocks of README.md from the code and a results store.
+
+    .venv/bin/python docs/regenerate.py [--db sqlite:///results/harness.db] [--readme README.md]
+
+Blocks sit between ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NAME -->``:
+
+* ``commands``: every command's usage line and one-line help, from the parser itself;
+* ``demo``: the ``quick`` and ``real`` leaderboards as ``./run demo`` leaves them in the store;
+* ``default``: the ``default`` suite's leaderboard (``eplb-harness evaluate --builtin
+  results/children --suite default --sweep GROUP_LOCAL=0 --time-per-preset``).
+
+A leaderboard block whose suite has no result in the store is left as it is, so the
+commands block can be refreshed without a store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def commands_block() -> str:
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    lines = []
+    for name, command in sub.choices.items():
+        usage = " ".join(command.format_usage().split())
+        usage = usage.removeprefix("usage: ").replace("eplb-harness ", "", 1).replace(" [-h]", "")
+        lines.append(f"- `{usage}`: {helps[name]}")
+    return "\n".join(lines)
+
+
+def leaderboard_block(store, suite: str) -> str | None:
+    from evaluator.suites import get_suite
+    from harness.leaderboard import SUMMARY_COLUMNS, case_results, format_table, leaderboard
+
+    if store is None:
+        return None
+    keys = [c.key for c in get_suite(suite)]
+    per_case = case_results(store, keys)
+    if per_case.empty:
+        return None
+    table = leaderboard(per_case, case_keys=keys)
+    return format_table(table, "md", SUMMARY_COLUMNS)
+
+
+def _machine() -> str:
+    from harness.store.sql import _cpu_model
+
+    return f"{_cpu_model()}, {platform.machine()}, Python {platform.python_version()}"
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- BEGIN generated:{name} -->\n).*?(<!-- END generated:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"error: README has no generated:{name} block")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", default="sqlite:///results/harness.db")
+    parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    args = parser.parse_args(argv)
+    readme = Path(args.readme)
+    text = replace_block(readme.read_text(), "commands", commands_block())
+    from harness.store import Store, StoreError
+
+    try:
+        store = Store(args.db, create=False)
+    except StoreError as exc:
+        print(f"{exc}: leaderboard blocks kept", file=sys.stderr)
+        store = None
+    stamp = f"taken {date.today()} on {_machine()}"
+    quick, real = leaderboard_block(store, "quick"), leaderboard_block(store, "real")
+    if quick and real:
+        text = replace_block(text, "demo", f"`quick` suite ({stamp}):\n\n{quick}\n\n`real` suite:\n\n{real}")
+    default = leaderboard_block(store, "default")
+    if default:
+        text = replace_block(text, "default", f"`default` suite ({stamp}):\n\n{default}")
+    readme.write_text(text)
+    print(f"rewrote {readme}" + ("" if default else " (no default-suite results: that block kept)"), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
