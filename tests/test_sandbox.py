@@ -141,3 +141,8 @@ def test_stored_results_are_keyed_on_the_scoring_code(tmp_path):
     bounds = tmp_path / "evaluator" / "bounds.py"
     bounds.write_text(bounds.read_text() + "\n# an edit\n")
     assert scoring_code_version(tmp_path) != scoring_code_version(root)
+    # A workload family lives in a subpackage: its change re-scores too.
+    bounds.write_text((root / "evaluator" / "bounds.py").read_text())
+    zipf = tmp_path / "evaluator" / "workloads" / "zipf.py"
+    zipf.write_text(zipf.read_text().replace("exponent: float = 1.0", "exponent: float = 1.1"))
+    assert scoring_code_version(tmp_path) != scoring_code_version(root)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-# The code whose change changes a stored figure: the evaluator, the figure declarations,
-# the composed policy of primitive-only candidates and the runner's scoring and timing.
-SCORING_CODE = ("evaluator/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py")
+# The code whose change changes a stored figure: the evaluator (its workload families and
+# trace formats included), the figure declarations, the composed policy of primitive-only
+# candidates and the runner's scoring and timing.
+SCORING_CODE = ("evaluator/**/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py")
 
 
 _ROOT = Path(__file__).resolve().parents[2]
