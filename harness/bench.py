@@ -19,7 +19,8 @@ from harness.leaderboard import case_results, leaderboard
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
 
-BALANCE_COLUMNS = ["gpu_balancedness", "gap_to_bound", "group_node_spread", "failures"]
+BALANCE_COLUMNS = ["gpu_balancedness", "gap_to_bound", "gap_to_grouped_bound", "oracle_gpu_balancedness",
+                   "oracle_gap_to_bound", "group_node_spread", "duplicate_gpu_share", "failures"]
 
 
 def timed_cases(presets: list[str], deployment: str | None = None) -> list[Case]:

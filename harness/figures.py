@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # How a figure is pooled over a candidate's cases.
-POOLINGS = ("mean", "median", "geomean", "derived")
+POOLINGS = ("mean", "median", "geomean", "min", "derived")
 # What a failed case counts for: "zero" (an invalid output scores nothing) or "skip" (left out).
 FAILURE_RULES = ("zero", "skip")
 
@@ -87,6 +87,8 @@ declare(Figure("group_node_spread", "nodes holding an expert group, mean over (l
 declare(Figure("node_balancedness", "mean / max node load, t -> t+1", failed_case="zero", summary=True))
 declare(Figure("oracle_gpu_balancedness", "mean / max GPU load on the window balanced", failed_case="zero",
                compared_as="same_window", summary=True))
+declare(Figure("oracle_gap_to_bound", "same-window GPU balancedness / the valid bound, on the worst case",
+               pooled="min", failed_case="zero"))
 declare(Figure("replica_balancedness", "mean / max slot load (older published figure)", failed_case="zero"))
 # Time: the call alone, median of repeats per case, against the baseline timed in the same run.
 declare(Figure("runtime_ms", "rebalance call time, median over timed cases", higher_is_better=False,

@@ -46,6 +46,8 @@ def _pooled(values: pd.Series, pooling: str) -> float:
         return np.nan
     if pooling == "geomean":
         return float(np.exp(np.log(values.astype(float)).mean()))
+    if pooling == "min":
+        return float(values.min())
     return float(values.median() if pooling == "median" else values.mean())
 
 

@@ -66,3 +66,51 @@ def test_fast_candidate_never_has_a_heavier_gpu_than_the_baseline(preset):
         peaks.append(gpu_loads(weight, phy2log, logcnt, preset.num_gpus).max(dim=1).values)
     assert torch.all(peaks[0] <= peaks[1] * (1 + 1e-9))
     assert torch.allclose(torch.median(peaks[0]), torch.median(peaks[1]), rtol=1e-2)
+
+
+def test_rounds_swap_first_start_is_the_greedy_counts_and_the_second_fills_whole_rounds():
+    rounds = load_module(next(c for c in BUILT_IN if c.name == "rounds_swap"))
+    slow = load_module(baseline())
+    weight = -np.sort(-np.random.default_rng(0).lognormal(0, 1.5, (40, 64)), axis=1)  # heaviest first
+    starts, held = rounds._counts(weight, 90, 64, 6)  # every expert in the head: [X, 2, E]
+    assert np.array_equal(starts[:, 0], slow.replicate_experts(torch.from_numpy(weight), 90)[2].numpy())
+    assert (starts.sum(axis=2) == 90).all() and (starts >= 1).all() and (held[:, 0] == 0).all()
+    # Four hot experts and 28 cold, 48 slots on 8 GPUs: the greedy splits the hot ones into 5 replicas
+    # each, 20 (two rounds of 8 and 4 more); the second start holds back 20 % 8 = 4, so they fill two
+    # whole rounds (4 each) and the 4 held-back slots split the next heaviest experts.
+    hot = np.array([[40.0, 40, 40, 40] + [1.0] * 28])
+    counts, held = rounds._counts(hot, 48, 32, 8)
+    assert counts[0, 0, :4].tolist() == [5, 5, 5, 5] and held[0, 1] == 4
+    assert counts[0, 1, :4].tolist() == [4, 4, 4, 4] and counts[0, 1].sum() == 48
+
+
+CHOOSING = [c for c in BUILT_IN if "GROUP_LOCAL = 1" in c.source]
+
+
+@pytest.mark.parametrize("candidate", CHOOSING, ids=lambda c: c.name)
+@pytest.mark.parametrize("group_local", [0, 1])
+@pytest.mark.parametrize("preset_name,spec", [
+    ("deepseek-v3", None),
+    ("deepseek-v3", "slots=320,gpus=32,nodes=4"),  # 10 slots a GPU
+    ("deepseek-v3", "slots=256,gpus=32,nodes=4"),  # no spare slot
+    ("deepseek-v3", "slots=288,gpus=32,nodes=4,group_local=required"),
+    ("qwen3-235b", "slots=160,gpus=16,nodes=2"),
+    ("mixtral-8x7b", "slots=8,gpus=8"),  # one slot a GPU
+])
+def test_group_choosing_candidates_are_valid_on_every_deployment_mode(candidate, group_local, preset_name, spec):
+    from evaluator.deployment import Deployment
+    from evaluator.presets import get_preset
+    from evaluator.validation import ConstraintViolation, validate_on
+
+    preset = get_preset(preset_name)
+    preset = preset.deployed(Deployment.parse(spec)) if spec else preset
+    module = load_module(candidate)
+    module.GROUP_LOCAL = group_local
+    rebalance = rebalance_function(module)
+    weight = torch.from_numpy(generate("group_skewed", preset, seed=2, windows=1)[0])
+    output = rebalance(weight, *preset.rebalance_args())
+    if preset.group_local and not group_local:
+        with pytest.raises(ConstraintViolation):  # groups split where the deployment requires them whole
+            validate_on(output, preset)
+    else:
+        validate_on(output, preset)

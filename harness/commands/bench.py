@@ -13,6 +13,7 @@ from harness.commands.common import (
     candidate_specs,
     checked_candidates,
     positive_int,
+    with_knob_variants,
 )
 
 
@@ -24,6 +25,8 @@ class BenchCommand(Command):
         add_candidates_arg(parser)  # none given: the built-ins
         add_common(parser, "preset", "deployment", "suite")
         parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls per preset (after warm-up)")
+        parser.add_argument("--sweep", action="append", default=[], metavar="KNOB=V1,V2,...",
+                            help="also bench each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0")
         add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out="results/bench")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -41,7 +44,7 @@ class BenchCommand(Command):
             cases = [c.with_deployment(args.deployment) for c in cases] if args.deployment else cases
         config = RunConfig(limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb), jobs=args.jobs,
                            repeats=args.repeats, warmup=3, quiet=args.quiet)
-        candidates = checked_candidates(candidate_specs(args, builtin_by_default=True))
+        candidates = with_knob_variants(checked_candidates(candidate_specs(args, builtin_by_default=True)), args.sweep)
         table = bench_table(Store(args.db), candidates, cases, timing, config, args.suite)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

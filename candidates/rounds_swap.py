@@ -1,0 +1,250 @@
+"""The fast tier: every step a handful of numpy calls over all layers at once, no loop over replicas.
+
+* Counts: the baseline's greedy gives each extra slot to the expert with the largest load
+  per replica, ``w / c``; so its ``P - E`` extra replicas are the ``P - E`` largest values of
+  ``w / c`` (``c = 1, 2, ..``) over the heaviest experts: one partition, not ``P - E`` steps.
+  A second start holds back ``j`` of them, ``j`` the split experts' replicas beyond whole
+  rounds of ``G`` (below), and splits the next heaviest experts instead; each layer keeps the
+  start whose heaviest GPU is lighter.
+* Placement: replicas heaviest first, dealt in ``P / G`` rounds of ``G``; in each round the
+  heaviest replica goes to the lightest GPU (LPT by rounds: one sort of ``G`` loads a round
+  instead of one step a replica). Every GPU gets one replica a round, so the slot of a
+  replica is ``gpu * P/G + round`` and no scatter into packs is needed.
+* Repair (off by default): ``SWAP_ROUNDS`` rounds of the one swap, between each layer's
+  heaviest GPU and one of its ``PARTNERS`` lightest, that lowers the heaviest GPU's load
+  most. It tightens the window seen (same-window 0.9922 -> 0.9960 on the default suite)
+  and gains nothing on the next one, at about a third more time.
+* Groups: ``GROUP_LOCAL = 1`` keeps DeepSeek's rule when ``num_groups % num_nodes == 0``
+  (whole groups packed onto nodes by load, then the above inside each node); 0 places over
+  every GPU at once.
+* Duplicates: copies of one expert may share a GPU; nothing spreads them (the bench's
+  ``duplicate_gpu_share`` column shows what that costs).
+"""
+
+import functools
+
+import numpy as np
+import torch
+
+STARTS = 2
+SWAP_ROUNDS = 0
+PARTNERS = 4
+# 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0;
+# 0: groups free (one placement over every GPU).
+GROUP_LOCAL = 1
+KNOBS = {"STARTS": ("int", 1, 2), "SWAP_ROUNDS": ("int", 0, 24), "PARTNERS": ("int", 1, 16),
+         "GROUP_LOCAL": ("int", 0, 1)}
+
+
+@functools.cache
+def _pairs(extra: int, heavy: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (expert rank, replica number) pairs that can win one of ``extra`` extra replicas.
+
+    Heavier experts win at least as many as lighter ones, so the ``r``-th heaviest (from 1)
+    wins at most ``extra // r``: about ``extra * ln(extra)`` pairs instead of ``extra ** 2``.
+    """
+    rank = np.concatenate([np.full(extra // r, r - 1) for r in range(1, heavy + 1)])
+    number = np.concatenate([np.arange(1, extra // r + 1) for r in range(1, heavy + 1)])
+    return rank, number
+
+
+def _counts(wh: np.ndarray, slots: int, n: int, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts ``[X, J, k]`` of the ``k`` heaviest experts ``wh [X, k]`` (heaviest first), for ``J`` starts.
+
+    The other ``n - k`` experts keep one replica in every start. Start ``j`` gives the
+    greedy rule ``slots - j`` slots, then one more replica to each of the ``j`` heaviest
+    experts it left with one. The starts are ``j = 0`` (the greedy counts) and ``j`` = the
+    number of replicas the greedy gives to the experts it splits, modulo the GPUs: when the
+    split experts are alike (a few hot experts), their replicas then fill whole rounds of
+    the deal instead of spilling a few into a round of lighter ones, where two heavy ones
+    would share a GPU. Also returns ``j [X, J]``.
+    """
+    rows, k = wh.shape
+    extra = slots - n
+    m = min(k, extra)
+    rank, number = _pairs(extra, m)
+    value = wh[:, rank] / number  # the greedy splits the expert with the largest load per replica
+    won = np.argpartition(-value, extra - 1, axis=1)[:, :extra] if value.shape[1] > extra else \
+        np.broadcast_to(np.arange(extra), (rows, extra))
+    won = np.take_along_axis(won, np.argsort(-np.take_along_axis(value, won, axis=1), axis=1), axis=1)
+    owner = rank[won]  # [X, extra]: the expert winning each extra replica, best first
+    offset = np.arange(rows)[:, None] * k
+    full = 1 + np.bincount((owner + offset).ravel(), minlength=rows * k).reshape(rows, k)
+    split = np.where(full > 1, full, 0).sum(axis=1)  # replicas of the experts the greedy splits
+    held = np.stack([np.zeros(rows, dtype=np.int64), np.minimum(split % gpus, extra)], axis=1)[:, :STARTS]
+    counts = np.empty((rows, held.shape[1], k), dtype=np.int64)
+    counts[:, 0] = full
+    for s in range(1, held.shape[1]):
+        kept = np.arange(extra) < (extra - held[:, s])[:, None]  # the best `extra - j` wins
+        c = 1 + np.bincount((owner + offset)[kept], minlength=rows * k).reshape(rows, k)
+        single = c == 1
+        c += single & (np.cumsum(single, axis=1) <= held[:, s, None])  # j more split experts
+        counts[:, s] = c
+    return counts, held
+
+
+def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Place the experts of every row of ``w [X, n]`` on ``slots`` slots of ``gpus`` GPUs.
+
+    Returns ``phy [X, slots]`` (the row's expert in each slot, GPU ``g`` holding slots
+    ``g * slots/gpus ..``) and ``counts [X, n]``. Replicas are dealt heaviest first, the
+    ``k`` heaviest experts' (whose counts the starts change) before the others' (one
+    replica each, lighter than any of those experts); each row keeps the start whose
+    heaviest GPU is lightest.
+    """
+    rows, n = w.shape
+    per_gpu = slots // gpus
+    extra = slots - n
+    by_weight = np.argsort(-w, axis=1)
+    k = min(n, 2 * extra) if extra > 0 else 0
+    if k == 0:  # one replica each: deal the experts themselves
+        return _deal(np.take_along_axis(w, by_weight, axis=1), by_weight, gpus), np.ones((rows, n), np.int64)
+    head, tail = by_weight[:, :k], by_weight[:, k:]
+    wh = np.take_along_axis(w, head, axis=1)
+    counts, _ = _counts(wh, slots, n, gpus)  # [X, J, k]
+    starts = counts.shape[1]
+    trials = rows * starts
+    head_counts = counts.reshape(trials, k)
+    share = np.repeat(wh, starts, axis=0) / head_counts
+    order = np.argsort(-share, axis=1)  # the head's experts by load per replica
+    expanded = np.repeat(order.reshape(-1), np.take_along_axis(head_counts, order, axis=1).reshape(-1))
+    head_items = expanded.reshape(trials, k + extra)  # index into the head, heaviest replica first
+    head_load = np.take_along_axis(share, head_items, axis=1)
+    tail_load = np.take_along_axis(w, tail, axis=1)
+    load = np.concatenate([head_load, np.repeat(tail_load, starts, axis=0)], axis=1)  # [X * J, slots]
+    item = np.concatenate([np.take_along_axis(np.repeat(head, starts, axis=0), head_items, axis=1),
+                           np.repeat(tail, starts, axis=0)], axis=1)  # the expert of each replica
+    gpu_of, gpu_load = _rounds(load, gpus)
+    if starts > 1:
+        pick = np.arange(rows) * starts + gpu_load.max(axis=1).reshape(rows, starts).argmin(axis=1)
+        gpu_of, item, load, gpu_load = gpu_of[pick], item[pick], load[pick], gpu_load[pick]
+        head_counts = head_counts[pick]
+    full = np.ones((rows, n), dtype=np.int64)
+    np.put_along_axis(full, head, head_counts, axis=1)
+    slot = gpu_of * per_gpu + np.arange(slots) // gpus  # round r's replicas take the r-th slot of their GPU
+    phy = np.empty((rows, slots), dtype=np.int64)
+    np.put_along_axis(phy, slot, item, axis=1)
+    if SWAP_ROUNDS and gpus > 1:
+        slot_load = np.empty((rows, slots))
+        np.put_along_axis(slot_load, slot, load, axis=1)
+        _swap(phy.reshape(rows, gpus, per_gpu), slot_load.reshape(rows, gpus, per_gpu), gpu_load)
+    return phy, full
+
+
+def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """LPT by rounds of ``load [X, P]`` (heaviest first, non-negative): ``gpu_of [X, P]`` and ``gpu_load [X, G]``.
+
+    A GPU's sort key is its load's float64 bits read as an int64 (the same order for
+    non-negative loads) with its number in the low bits, so one ``sort`` a round both orders
+    the GPUs and names them; the low bits change a load by under 1e-13 of itself, and the
+    loads returned are summed afresh.
+    """
+    rows, slots = load.shape
+    low = np.int64((1 << max(1, (gpus - 1).bit_length())) - 1)
+    high = ~low
+    gpu_of = np.empty((rows, slots), dtype=np.int64)
+    gpu_of[:, :gpus] = np.arange(gpus)  # round 0: every GPU is empty, item i to GPU i
+    key = (np.ascontiguousarray(load[:, :gpus]).view(np.int64) & high) | np.arange(gpus)
+    for r in range(1, slots // gpus):
+        key.sort(axis=1)  # lightest first
+        gpu = key & low
+        gpu_of[:, r * gpus:(r + 1) * gpus] = gpu
+        summed = (key & high).view(np.float64) + load[:, r * gpus:(r + 1) * gpus]
+        key = (summed.view(np.int64) & high) | gpu
+    offset = np.arange(rows)[:, None] * gpus
+    gpu_load = np.bincount((gpu_of + offset).ravel(), weights=load.ravel(), minlength=rows * gpus)
+    return gpu_of, gpu_load.reshape(rows, gpus)
+
+
+def _deal(load: np.ndarray, item: np.ndarray, gpus: int) -> np.ndarray:
+    """``phy [X, P]`` of items ``item [X, P]`` with loads ``load`` (heaviest first), dealt by rounds."""
+    rows, slots = load.shape
+    gpu_of, _ = _rounds(load, gpus)
+    phy = np.empty((rows, slots), dtype=np.int64)
+    np.put_along_axis(phy, gpu_of * (slots // gpus) + np.arange(slots) // gpus, item, axis=1)
+    return phy
+
+
+def _swap(experts: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
+    """In place: ``SWAP_ROUNDS`` rounds of the best swap between each row's heaviest GPU and a light one.
+
+    ``experts``, ``loads [X, G, S]`` per GPU slot; ``gpu_load [X, G]`` their sums.
+    """
+    rows, gpus, per_gpu = loads.shape
+    partners = min(PARTNERS, gpus - 1)
+    x = np.arange(rows)
+    for _ in range(SWAP_ROUNDS):
+        heavy = gpu_load.argmax(axis=1)
+        light = np.argpartition(gpu_load, partners - 1, axis=1)[:, :partners]  # [X, K]
+        top = gpu_load[x, heavy]
+        a = loads[x, heavy]  # [X, S]
+        b = loads[x[:, None], light]  # [X, K, S]
+        diff = a[:, None, :, None] - b[:, :, None, :]  # [X, K, S_heavy, S_light]
+        # The pair's new max; the swap helps when it is below the heaviest GPU's load.
+        after = np.maximum(top[:, None, None, None] - diff, gpu_load[x[:, None], light][:, :, None, None] + diff)
+        best = after.reshape(rows, -1).argmin(axis=1)
+        gain = top - after.reshape(rows, -1)[x, best]
+        go = gain > 1e-9 * np.maximum(top, 1.0)
+        if not go.any():
+            break
+        xs = x[go]
+        k, i, j = np.unravel_index(best[go], (partners, per_gpu, per_gpu))
+        h, g = heavy[go], light[xs, k]
+        d = diff.reshape(rows, -1)[xs, best[go]]
+        loads[xs, h, i], loads[xs, g, j] = loads[xs, g, j], loads[xs, h, i]
+        experts[xs, h, i], experts[xs, g, j] = experts[xs, g, j], experts[xs, h, i]
+        gpu_load[xs, h] -= d
+        gpu_load[xs, g] += d
+
+
+def _log2phy(phy: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``[L, E, R]``: each expert's slots in increasing order, -1 after."""
+    num_layers, slots = phy.shape
+    num_experts = counts.shape[1]
+    # Slots grouped by expert, in increasing order (a stable sort of 16-bit keys is a radix sort).
+    keys = phy.astype(np.int16) if num_experts < 2**15 else phy
+    order = np.argsort(keys, axis=1, kind="stable")
+    # In that order the experts are 0, 0, .., 1, .. (each `count` times): no gather needed.
+    flat_counts = counts.ravel()
+    expert = np.repeat(np.arange(num_layers * num_experts), flat_counts)  # layer * E + expert
+    first = np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
+    width = int(counts.max())
+    out = np.full(num_layers * num_experts * width, -1, dtype=np.int64)
+    out[expert * width + np.arange(num_layers * slots) - first] = order.ravel()
+    return out.reshape(num_layers, num_experts, width)
+
+
+def rebalance_experts(weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int, num_gpus: int):
+    """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]``, ``logcnt [L, E]``."""
+    w = weight.double().numpy() if weight.dtype != torch.float64 else weight.numpy()
+    num_layers, num_experts = w.shape
+    if GROUP_LOCAL and num_groups % num_nodes == 0 and num_nodes > 1:
+        phy, counts = _hierarchical(w, num_replicas, num_groups, num_nodes, num_gpus)
+    else:
+        phy, counts = _place(w, num_replicas, num_gpus)
+    return (torch.from_numpy(phy), torch.from_numpy(_log2phy(phy, counts)), torch.from_numpy(counts))
+
+
+def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups onto nodes (heaviest group to the lightest node with room), then :func:`_place` per node."""
+    num_layers, num_experts = w.shape
+    size, per_node = num_experts // groups, groups // nodes
+    group_load = w.reshape(num_layers, groups, size).sum(axis=2)
+    node_of = np.empty((num_layers, groups), dtype=np.int64)
+    node_load = np.zeros((num_layers, nodes))
+    layer = np.arange(num_layers)[:, None]
+    by_load = np.argsort(-group_load, axis=1, kind="stable")
+    for r in range(per_node):  # one group per node a round, as replicas onto GPUs
+        lightest = np.argsort(node_load, axis=1, kind="stable")
+        chosen = by_load[:, r * nodes:(r + 1) * nodes]
+        node_of[layer, chosen] = lightest
+        node_load[layer, lightest] += np.take_along_axis(group_load, chosen, axis=1)
+    # Each node's groups, in node order: [L, N, per_node] group ids, then their experts.
+    groups_at = np.argsort(node_of, axis=1, kind="stable").reshape(num_layers, nodes, per_node)
+    experts_at = (groups_at[..., None] * size + np.arange(size)).reshape(num_layers * nodes, per_node * size)
+    local_w = np.take_along_axis(w, experts_at.reshape(num_layers, -1), axis=1).reshape(num_layers * nodes, -1)
+    local_phy, local_counts = _place(local_w, slots // nodes, gpus // nodes)
+    phy = np.take_along_axis(experts_at, local_phy, axis=1).reshape(num_layers, slots)
+    counts = np.empty((num_layers, num_experts), dtype=np.int64)
+    np.put_along_axis(counts, experts_at.reshape(num_layers, -1), local_counts.reshape(num_layers, -1), axis=1)
+    return phy, counts
