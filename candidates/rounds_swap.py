@@ -36,6 +36,18 @@ KNOBS = {"STARTS": ("int", 1, 2), "SWAP_ROUNDS": ("int", 0, 24), "PARTNERS": ("i
          "GROUP_LOCAL": ("int", 0, 1)}
 
 
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[x, index[x, j]]`` for every row ``x``: ``take_along_axis`` as one flat ``take``."""
+    rows, width = values.shape
+    return np.take(values, index + (np.arange(rows) * width)[:, None])
+
+
+def _put(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """``out[x, index[x, j]] = values[x, j]`` for every row ``x``, as one flat assignment."""
+    rows, width = out.shape
+    out.reshape(-1)[(index + (np.arange(rows) * width)[:, None]).reshape(-1)] = values.reshape(-1)
+
+
 @functools.cache
 def _pairs(extra: int, heavy: int) -> tuple[np.ndarray, np.ndarray]:
     """The (expert rank, replica number) pairs that can win one of ``extra`` extra replicas.
@@ -66,7 +78,7 @@ def _counts(wh: np.ndarray, slots: int, n: int, gpus: int) -> tuple[np.ndarray, 
     value = wh[:, rank] / number  # the greedy splits the expert with the largest load per replica
     won = np.argpartition(-value, extra - 1, axis=1)[:, :extra] if value.shape[1] > extra else \
         np.broadcast_to(np.arange(extra), (rows, extra))
-    won = np.take_along_axis(won, np.argsort(-np.take_along_axis(value, won, axis=1), axis=1), axis=1)
+    won = np.take_along_axis(won, np.argsort(-_take(value, won), axis=1), axis=1)
     owner = rank[won]  # [X, extra]: the expert winning each extra replica, best first
     offset = np.arange(rows)[:, None] * k
     full = 1 + np.bincount((owner + offset).ravel(), minlength=rows * k).reshape(rows, k)
@@ -83,14 +95,15 @@ def _counts(wh: np.ndarray, slots: int, n: int, gpus: int) -> tuple[np.ndarray, 
     return counts, held
 
 
-def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Place the experts of every row of ``w [X, n]`` on ``slots`` slots of ``gpus`` GPUs.
 
     Returns ``phy [X, slots]`` (the row's expert in each slot, GPU ``g`` holding slots
-    ``g * slots/gpus ..``) and ``counts [X, n]``. Replicas are dealt heaviest first, the
-    ``k`` heaviest experts' (whose counts the starts change) before the others' (one
-    replica each, lighter than any of those experts); each row keeps the start whose
-    heaviest GPU is lightest.
+    ``g * slots/gpus ..``), ``rank [X, slots]`` (which of its expert's replicas a slot
+    holds) and ``counts [X, n]``. Replicas are dealt heaviest first, the ``k`` heaviest
+    experts' (whose counts the starts change) before the others' (one replica each,
+    lighter than any of those experts); each row keeps the start whose heaviest GPU is
+    lightest.
     """
     rows, n = w.shape
     per_gpu = slots // gpus
@@ -98,77 +111,76 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     by_weight = np.argsort(-w, axis=1)
     k = min(n, 2 * extra) if extra > 0 else 0
     if k == 0:  # one replica each: deal the experts themselves
-        return _deal(np.take_along_axis(w, by_weight, axis=1), by_weight, gpus), np.ones((rows, n), np.int64)
+        load = _take(w, by_weight)
+        gpu_of, _ = _rounds(load, gpus)
+        slot = gpu_of * per_gpu + np.arange(slots) // gpus
+        phy = np.empty((rows, slots), dtype=np.int64)
+        _put(phy, slot, by_weight)
+        return phy, np.zeros((rows, slots), dtype=np.int64), np.ones((rows, n), dtype=np.int64)
     head, tail = by_weight[:, :k], by_weight[:, k:]
-    wh = np.take_along_axis(w, head, axis=1)
+    wh = _take(w, head)
     counts, _ = _counts(wh, slots, n, gpus)  # [X, J, k]
     starts = counts.shape[1]
     trials = rows * starts
     head_counts = counts.reshape(trials, k)
     share = np.repeat(wh, starts, axis=0) / head_counts
     order = np.argsort(-share, axis=1)  # the head's experts by load per replica
-    expanded = np.repeat(order.reshape(-1), np.take_along_axis(head_counts, order, axis=1).reshape(-1))
-    head_items = expanded.reshape(trials, k + extra)  # index into the head, heaviest replica first
-    head_load = np.take_along_axis(share, head_items, axis=1)
-    tail_load = np.take_along_axis(w, tail, axis=1)
+    run = _take(head_counts, order)  # their counts, in that order
+    head_items = np.repeat(order.reshape(-1), run.reshape(-1)).reshape(trials, k + extra)  # heaviest first
+    head_load = _take(share, head_items)
+    tail_load = _take(w, tail)
     load = np.concatenate([head_load, np.repeat(tail_load, starts, axis=0)], axis=1)  # [X * J, slots]
-    item = np.concatenate([np.take_along_axis(np.repeat(head, starts, axis=0), head_items, axis=1),
-                           np.repeat(tail, starts, axis=0)], axis=1)  # the expert of each replica
-    gpu_of, gpu_load = _rounds(load, gpus)
+    gpu_of, peak = _rounds(load, gpus)
     if starts > 1:
-        pick = np.arange(rows) * starts + gpu_load.max(axis=1).reshape(rows, starts).argmin(axis=1)
-        gpu_of, item, load, gpu_load = gpu_of[pick], item[pick], load[pick], gpu_load[pick]
-        head_counts = head_counts[pick]
+        pick = np.arange(rows) * starts + peak.reshape(rows, starts).argmin(axis=1)
+        gpu_of, load, head_items, head_counts, run = gpu_of[pick], load[pick], head_items[pick], head_counts[pick], \
+            run[pick]
+    item = np.concatenate([_take(head, head_items), tail], axis=1)  # each replica's expert
+    # A head expert's replicas are adjacent in the deal: the n-th of them is its n-th replica.
+    first = np.repeat((np.cumsum(run, axis=1) - run).reshape(-1), run.reshape(-1)).reshape(rows, k + extra)
+    replica = np.concatenate([np.arange(k + extra) - first, np.zeros((rows, n - k), dtype=np.int64)], axis=1)
     full = np.ones((rows, n), dtype=np.int64)
-    np.put_along_axis(full, head, head_counts, axis=1)
+    _put(full, head, head_counts)
     slot = gpu_of * per_gpu + np.arange(slots) // gpus  # round r's replicas take the r-th slot of their GPU
     phy = np.empty((rows, slots), dtype=np.int64)
-    np.put_along_axis(phy, slot, item, axis=1)
+    rank = np.empty((rows, slots), dtype=np.int64)
+    _put(phy, slot, item)
+    _put(rank, slot, replica)
     if SWAP_ROUNDS and gpus > 1:
         slot_load = np.empty((rows, slots))
-        np.put_along_axis(slot_load, slot, load, axis=1)
-        _swap(phy.reshape(rows, gpus, per_gpu), slot_load.reshape(rows, gpus, per_gpu), gpu_load)
-    return phy, full
+        _put(slot_load, slot, load)
+        shaped = slot_load.reshape(rows, gpus, per_gpu)
+        _swap(phy.reshape(rows, gpus, per_gpu), rank.reshape(rows, gpus, per_gpu), shaped, shaped.sum(axis=2))
+    return phy, rank, full
 
 
 def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:
-    """LPT by rounds of ``load [X, P]`` (heaviest first, non-negative): ``gpu_of [X, P]`` and ``gpu_load [X, G]``.
+    """LPT by rounds of ``load [X, P]`` (heaviest first, non-negative): ``gpu_of [X, P]`` and the peak ``[X]``.
 
     A GPU's sort key is its load's float64 bits read as an int64 (the same order for
     non-negative loads) with its number in the low bits, so one ``sort`` a round both orders
-    the GPUs and names them; the low bits change a load by under 1e-13 of itself, and the
-    loads returned are summed afresh.
+    the GPUs and names them; the low bits change a load by under 1e-13 of itself.
     """
     rows, slots = load.shape
     low = np.int64((1 << max(1, (gpus - 1).bit_length())) - 1)
     high = ~low
     gpu_of = np.empty((rows, slots), dtype=np.int64)
     gpu_of[:, :gpus] = np.arange(gpus)  # round 0: every GPU is empty, item i to GPU i
-    key = (np.ascontiguousarray(load[:, :gpus]).view(np.int64) & high) | np.arange(gpus)
+    summed = load[:, :gpus]
+    key = (np.ascontiguousarray(summed).view(np.int64) & high) | np.arange(gpus)
     for r in range(1, slots // gpus):
         key.sort(axis=1)  # lightest first
         gpu = key & low
         gpu_of[:, r * gpus:(r + 1) * gpus] = gpu
         summed = (key & high).view(np.float64) + load[:, r * gpus:(r + 1) * gpus]
         key = (summed.view(np.int64) & high) | gpu
-    offset = np.arange(rows)[:, None] * gpus
-    gpu_load = np.bincount((gpu_of + offset).ravel(), weights=load.ravel(), minlength=rows * gpus)
-    return gpu_of, gpu_load.reshape(rows, gpus)
+    return gpu_of, summed.max(axis=1)
 
 
-def _deal(load: np.ndarray, item: np.ndarray, gpus: int) -> np.ndarray:
-    """``phy [X, P]`` of items ``item [X, P]`` with loads ``load`` (heaviest first), dealt by rounds."""
-    rows, slots = load.shape
-    gpu_of, _ = _rounds(load, gpus)
-    phy = np.empty((rows, slots), dtype=np.int64)
-    np.put_along_axis(phy, gpu_of * (slots // gpus) + np.arange(slots) // gpus, item, axis=1)
-    return phy
-
-
-def _swap(experts: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
+def _swap(experts: np.ndarray, ranks: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
     """In place: ``SWAP_ROUNDS`` rounds of the best swap between each row's heaviest GPU and a light one.
 
-    ``experts``, ``loads [X, G, S]`` per GPU slot; ``gpu_load [X, G]`` their sums.
+    ``experts``, ``ranks``, ``loads [X, G, S]`` per GPU slot; ``gpu_load [X, G]`` their sums.
     """
     rows, gpus, per_gpu = loads.shape
     partners = min(PARTNERS, gpus - 1)
@@ -191,26 +203,20 @@ def _swap(experts: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
         k, i, j = np.unravel_index(best[go], (partners, per_gpu, per_gpu))
         h, g = heavy[go], light[xs, k]
         d = diff.reshape(rows, -1)[xs, best[go]]
-        loads[xs, h, i], loads[xs, g, j] = loads[xs, g, j], loads[xs, h, i]
-        experts[xs, h, i], experts[xs, g, j] = experts[xs, g, j], experts[xs, h, i]
+        for values in (loads, experts, ranks):
+            values[xs, h, i], values[xs, g, j] = values[xs, g, j], values[xs, h, i]
         gpu_load[xs, h] -= d
         gpu_load[xs, g] += d
 
 
-def _log2phy(phy: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``[L, E, R]``: each expert's slots in increasing order, -1 after."""
+def _log2phy(phy: np.ndarray, rank: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``[L, E, R]``: expert ``e``'s ``r``-th replica's slot at ``[l, e, r]``, -1 after its last."""
     num_layers, slots = phy.shape
     num_experts = counts.shape[1]
-    # Slots grouped by expert, in increasing order (a stable sort of 16-bit keys is a radix sort).
-    keys = phy.astype(np.int16) if num_experts < 2**15 else phy
-    order = np.argsort(keys, axis=1, kind="stable")
-    # In that order the experts are 0, 0, .., 1, .. (each `count` times): no gather needed.
-    flat_counts = counts.ravel()
-    expert = np.repeat(np.arange(num_layers * num_experts), flat_counts)  # layer * E + expert
-    first = np.repeat(np.cumsum(flat_counts) - flat_counts, flat_counts)
     width = int(counts.max())
     out = np.full(num_layers * num_experts * width, -1, dtype=np.int64)
-    out[expert * width + np.arange(num_layers * slots) - first] = order.ravel()
+    where = (phy + (np.arange(num_layers) * num_experts)[:, None]) * width + rank
+    out[where.ravel()] = np.tile(np.arange(slots), num_layers)
     return out.reshape(num_layers, num_experts, width)
 
 
@@ -219,13 +225,14 @@ def rebalance_experts(weight: torch.Tensor, num_replicas: int, num_groups: int, 
     w = weight.double().numpy() if weight.dtype != torch.float64 else weight.numpy()
     num_layers, num_experts = w.shape
     if GROUP_LOCAL and num_groups % num_nodes == 0 and num_nodes > 1:
-        phy, counts = _hierarchical(w, num_replicas, num_groups, num_nodes, num_gpus)
+        phy, rank, counts = _hierarchical(w, num_replicas, num_groups, num_nodes, num_gpus)
     else:
-        phy, counts = _place(w, num_replicas, num_gpus)
-    return (torch.from_numpy(phy), torch.from_numpy(_log2phy(phy, counts)), torch.from_numpy(counts))
+        phy, rank, counts = _place(w, num_replicas, num_gpus)
+    return torch.from_numpy(phy), torch.from_numpy(_log2phy(phy, rank, counts)), torch.from_numpy(counts)
 
 
-def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int) -> tuple[np.ndarray, np.ndarray]:
+def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whole groups onto nodes (heaviest group to the lightest node with room), then :func:`_place` per node."""
     num_layers, num_experts = w.shape
     size, per_node = num_experts // groups, groups // nodes
@@ -243,8 +250,8 @@ def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int)
     groups_at = np.argsort(node_of, axis=1, kind="stable").reshape(num_layers, nodes, per_node)
     experts_at = (groups_at[..., None] * size + np.arange(size)).reshape(num_layers * nodes, per_node * size)
     local_w = np.take_along_axis(w, experts_at.reshape(num_layers, -1), axis=1).reshape(num_layers * nodes, -1)
-    local_phy, local_counts = _place(local_w, slots // nodes, gpus // nodes)
+    local_phy, local_rank, local_counts = _place(local_w, slots // nodes, gpus // nodes)
     phy = np.take_along_axis(experts_at, local_phy, axis=1).reshape(num_layers, slots)
     counts = np.empty((num_layers, num_experts), dtype=np.int64)
     np.put_along_axis(counts, experts_at.reshape(num_layers, -1), local_counts.reshape(num_layers, -1), axis=1)
-    return phy, counts
+    return phy, local_rank.reshape(num_layers, slots), counts
