@@ -48,18 +48,21 @@ def _put(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
     out.reshape(-1)[(index + (np.arange(rows) * width)[:, None]).reshape(-1)] = values.reshape(-1)
 
 
-def _order(values: np.ndarray) -> np.ndarray:
+def _order(values: np.ndarray, exact: bool = True) -> np.ndarray:
     """``argsort(-values)`` per row for non-negative ``values [X, n]``, by one ``sort`` of packed keys.
 
-    A key is the value's float64 bits read as an int64 (the same order for non-negative
+    A key is the value's float bits read as an integer (the same order for non-negative
     values) with the column in the low bits: sorting the keys orders the columns and names
-    them, at half the cost of an ``argsort``. The low bits only break near-exact ties.
+    them, at a fraction of an ``argsort``'s cost. The low bits only reorder near-ties; with
+    ``exact=False`` the keys are float32's (a 32-bit sort is about 3x faster), which reorders
+    values within about 1e-4 of each other: harmless for a deal's order, not for counts.
     """
     n = values.shape[1]
-    low = np.int64((1 << max(1, (n - 1).bit_length())) - 1)
-    key = (np.ascontiguousarray(values, dtype=np.float64).view(np.int64) & ~low) | (low - np.arange(n))
+    kind, bits = (np.float64, np.int64) if exact else (np.float32, np.int32)
+    low = bits((1 << max(1, (n - 1).bit_length())) - 1)
+    key = (np.ascontiguousarray(values, dtype=kind).view(bits) & ~low) | (low - np.arange(n, dtype=bits))
     key = np.sort(key, axis=1)[:, ::-1]  # heaviest first; among equals, the lower column first
-    return low - (key & low)
+    return (low - (key & low)).astype(np.int64)
 
 
 @functools.cache
@@ -120,7 +123,7 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     rows, n = w.shape
     per_gpu = slots // gpus
     extra = slots - n
-    by_weight = _order(w)
+    by_weight = _order(w, exact=False)
     k = min(n, 2 * extra) if extra > 0 else 0
     if k == 0:  # one replica each: deal the experts themselves
         load = _take(w, by_weight)
@@ -136,7 +139,7 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     trials = rows * starts
     head_counts = counts.reshape(trials, k)
     share = np.repeat(wh, starts, axis=0) / head_counts
-    order = _order(share)  # the head's experts by load per replica
+    order = _order(share, exact=False)  # the head's experts by load per replica
     run = _take(head_counts, order)  # their counts, in that order
     head_items = np.repeat(order.reshape(-1), run.reshape(-1)).reshape(trials, k + extra)  # heaviest first
     head_load = _take(share, head_items)
@@ -169,24 +172,28 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
 def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:
     """LPT by rounds of ``load [X, P]`` (heaviest first, non-negative): ``gpu_of [X, P]`` and the peak ``[X]``.
 
-    A GPU's sort key is its load's float64 bits read as an int64 (the same order for
-    non-negative loads) with its number in the low bits, so one ``sort`` a round both orders
-    the GPUs and names them; the low bits change a load by under 1e-13 of itself.
+    A GPU's sort key is its load's float32 bits read as an int32 (the same order for
+    non-negative loads) with its number in the low bits, so one 32-bit ``sort`` a round
+    both orders the GPUs and names them. The deal only needs the order, which float32 and
+    the low bits change only among GPUs within about 1e-4 of each other; the peak, which
+    picks between starts, is as precise.
     """
     rows, slots = load.shape
-    low = np.int64((1 << max(1, (gpus - 1).bit_length())) - 1)
+    load = load.astype(np.float32)
+    low = np.int32((1 << max(1, (gpus - 1).bit_length())) - 1)
     high = ~low
-    gpu_of = np.empty((rows, slots), dtype=np.int64)
-    gpu_of[:, :gpus] = np.arange(gpus)  # round 0: every GPU is empty, item i to GPU i
+    ids = np.arange(gpus, dtype=np.int32)
+    gpu_of = np.empty((rows, slots), dtype=np.int32)
+    gpu_of[:, :gpus] = ids  # round 0: every GPU is empty, item i to GPU i
     summed = load[:, :gpus]
-    key = (np.ascontiguousarray(summed).view(np.int64) & high) | np.arange(gpus)
+    key = (np.ascontiguousarray(summed).view(np.int32) & high) | ids
     for r in range(1, slots // gpus):
         key.sort(axis=1)  # lightest first
         gpu = key & low
         gpu_of[:, r * gpus:(r + 1) * gpus] = gpu
-        summed = (key & high).view(np.float64) + load[:, r * gpus:(r + 1) * gpus]
-        key = (summed.view(np.int64) & high) | gpu
-    return gpu_of, summed.max(axis=1)
+        summed = (key & high).view(np.float32) + load[:, r * gpus:(r + 1) * gpus]
+        key = (summed.view(np.int32) & high) | gpu
+    return gpu_of.astype(np.int64), summed.max(axis=1)
 
 
 def _swap(experts: np.ndarray, ranks: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
