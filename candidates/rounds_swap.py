@@ -144,7 +144,9 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     head_items = np.repeat(order.reshape(-1), run.reshape(-1)).reshape(trials, k + extra)  # heaviest first
     head_load = _take(share, head_items)
     tail_load = _take(w, tail)
-    load = np.concatenate([head_load, np.repeat(tail_load, starts, axis=0)], axis=1)  # [X * J, slots]
+    load = np.empty((trials, slots), dtype=np.float32)  # the deal needs the order only: float32 keeps it
+    load[:, :k + extra] = head_load
+    load.reshape(rows, starts, slots)[:, :, k + extra:] = tail_load[:, None]
     gpu_of, peak = _rounds(load, gpus)
     if starts > 1:
         pick = np.arange(rows) * starts + peak.reshape(rows, starts).argmin(axis=1)
@@ -179,7 +181,7 @@ def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:
     picks between starts, is as precise.
     """
     rows, slots = load.shape
-    load = load.astype(np.float32)
+    load = load.astype(np.float32, copy=False)
     low = np.int32((1 << max(1, (gpus - 1).bit_length())) - 1)
     high = ~low
     ids = np.arange(gpus, dtype=np.int32)
@@ -193,7 +195,7 @@ def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:
         gpu_of[:, r * gpus:(r + 1) * gpus] = gpu
         summed = (key & high).view(np.float32) + load[:, r * gpus:(r + 1) * gpus]
         key = (summed.view(np.int32) & high) | gpu
-    return gpu_of.astype(np.int64), summed.max(axis=1)
+    return gpu_of, summed.max(axis=1)
 
 
 def _swap(experts: np.ndarray, ranks: np.ndarray, loads: np.ndarray, gpu_load: np.ndarray) -> None:
@@ -228,15 +230,14 @@ def _swap(experts: np.ndarray, ranks: np.ndarray, loads: np.ndarray, gpu_load: n
         gpu_load[xs, g] += d
 
 
-def _log2phy(phy: np.ndarray, rank: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _log2phy(phy: np.ndarray, rank: np.ndarray, counts: np.ndarray, dtype: type) -> np.ndarray:
     """``[L, E, R]``: expert ``e``'s ``r``-th replica's slot at ``[l, e, r]``, -1 after its last."""
     num_layers, slots = phy.shape
     num_experts = counts.shape[1]
     width = int(counts.max())
-    # int32: any slot number fits, and the map, the largest output, is half the bytes to fill and move.
-    out = np.full(num_layers * num_experts * width, -1, dtype=np.int32)
+    out = np.full(num_layers * num_experts * width, -1, dtype=dtype)
     where = (phy + (np.arange(num_layers) * num_experts)[:, None]) * width + rank
-    out[where.ravel()] = np.tile(np.arange(slots, dtype=np.int32), num_layers)
+    out[where.ravel()] = np.tile(np.arange(slots, dtype=dtype), num_layers)
     return out.reshape(num_layers, num_experts, width)
 
 
@@ -248,7 +249,11 @@ def rebalance_experts(weight: torch.Tensor, num_replicas: int, num_groups: int, 
         phy, rank, counts = _hierarchical(w, num_replicas, num_groups, num_nodes, num_gpus)
     else:
         phy, rank, counts = _place(w, num_replicas, num_gpus)
-    return torch.from_numpy(phy), torch.from_numpy(_log2phy(phy, rank, counts)), torch.from_numpy(counts)
+    # The smallest integer type that holds every slot and expert: the maps are what a serving
+    # engine moves to every GPU (and here, out of the sandbox), and any integer type is accepted.
+    small = np.int16 if max(num_replicas, num_experts) < 2**15 else np.int32
+    log2phy = _log2phy(phy, rank, counts, small)
+    return torch.from_numpy(phy.astype(small)), torch.from_numpy(log2phy), torch.from_numpy(counts.astype(small))
 
 
 def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int
