@@ -98,7 +98,9 @@ def _counts(wh: np.ndarray, slots: int, n: int, gpus: int) -> tuple[np.ndarray, 
     offset = np.arange(rows)[:, None] * k
     full = 1 + np.bincount((owner + offset).ravel(), minlength=rows * k).reshape(rows, k)
     split = np.where(full > 1, full, 0).sum(axis=1)  # replicas of the experts the greedy splits
-    held = np.stack([np.zeros(rows, dtype=np.int64), np.minimum(split % gpus, extra)], axis=1)[:, :STARTS]
+    # Holding back only adds single experts, so the ones the greedy leaves single can take the j.
+    j = np.minimum(split % gpus, np.minimum(extra, n - (full > 1).sum(axis=1)))
+    held = np.stack([np.zeros(rows, dtype=np.int64), j], axis=1)[:, :STARTS]
     counts = np.empty((rows, held.shape[1], k), dtype=np.int64)
     counts[:, 0] = full
     for s in range(1, held.shape[1]):
@@ -249,11 +251,10 @@ def rebalance_experts(weight: torch.Tensor, num_replicas: int, num_groups: int, 
         phy, rank, counts = _hierarchical(w, num_replicas, num_groups, num_nodes, num_gpus)
     else:
         phy, rank, counts = _place(w, num_replicas, num_gpus)
-    # The smallest integer type that holds every slot and expert: the maps are what a serving
-    # engine moves to every GPU (and here, out of the sandbox), and any integer type is accepted.
-    small = np.int16 if max(num_replicas, num_experts) < 2**15 else np.int32
-    log2phy = _log2phy(phy, rank, counts, small)
-    return torch.from_numpy(phy.astype(small)), torch.from_numpy(log2phy), torch.from_numpy(counts.astype(small))
+    # int32, the smallest type torch indexes with: the maps are what a serving engine moves to
+    # every GPU (and here, out of the sandbox), at half the bytes of int64.
+    log2phy = _log2phy(phy, rank, counts, np.int32)
+    return torch.from_numpy(phy.astype(np.int32)), torch.from_numpy(log2phy), torch.from_numpy(counts.astype(np.int32))
 
 
 def _hierarchical(w: np.ndarray, slots: int, groups: int, nodes: int, gpus: int

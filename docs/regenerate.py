@@ -7,7 +7,10 @@ Blocks sit between ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NA
 * ``commands``: every command's usage line and one-line help, from the parser itself;
 * ``demo``: the ``quick`` and ``real`` leaderboards as ``./run demo`` leaves them in the store;
 * ``default``: the ``default`` suite's leaderboard (``eplb-harness evaluate --builtin
-  results/children --suite default --sweep GROUP_LOCAL=0 --time-per-preset``).
+  results/children --suite default --sweep GROUP_LOCAL=0 --time-per-preset``);
+* ``bench`` (README: deepseek-v3 rows; ``docs/benchmarks.md``: every row) from ``--bench
+  results/bench/bench.csv``, written by ``eplb-harness bench --sweep GROUP_LOCAL=0 --preset
+  deepseek-v3 --preset qwen3-235b --preset kimi-k2``.
 
 A leaderboard block whose suite has no result in the store is left as it is, so the
 commands block can be refreshed without a store.
@@ -53,6 +56,21 @@ def leaderboard_block(store, suite: str) -> str | None:
     return format_table(table, "md", SUMMARY_COLUMNS)
 
 
+BENCH_COLUMNS = ["candidate", "preset", "median_ms", "speedup_vs_baseline", "gpu_balancedness", "oracle_gap_to_bound",
+                 "gap_to_grouped_bound", "group_node_spread", "duplicate_gpu_share", "timed_gpu_balancedness"]
+
+
+def bench_block(csv: Path, presets: list[str] | None = None) -> str:
+    import pandas as pd
+
+    table = pd.read_csv(csv)
+    if presets:
+        table = table[table["preset"].isin(presets)]
+    table = table[[c for c in BENCH_COLUMNS if c in table]].sort_values(["preset", "speedup_vs_baseline"],
+                                                                          ascending=[True, False])
+    return table.to_markdown(index=False, floatfmt=".4g")
+
+
 def _machine() -> str:
     from harness.store.sql import _cpu_model
 
@@ -70,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", default="sqlite:///results/harness.db")
     parser.add_argument("--readme", default=str(ROOT / "README.md"))
+    parser.add_argument("--bench", type=Path, help="a bench.csv for the bench blocks")
     args = parser.parse_args(argv)
     readme = Path(args.readme)
     text = replace_block(readme.read_text(), "commands", commands_block())
@@ -87,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     default = leaderboard_block(store, "default")
     if default:
         text = replace_block(text, "default", f"`default` suite ({stamp}):\n\n{default}")
+    if args.bench:
+        note = f"`eplb-harness bench` ({stamp}; ratios to the baseline timed in the same run)"
+        text = replace_block(text, "bench", f"{note}:\n\n{bench_block(args.bench, ['deepseek-v3'])}")
+        benchmarks = ROOT / "docs" / "benchmarks.md"
+        benchmarks.write_text(replace_block(benchmarks.read_text(), "bench", f"{note}:\n\n{bench_block(args.bench)}"))
     readme.write_text(text)
     print(f"rewrote {readme}" + ("" if default else " (no default-suite results: that block kept)"), file=sys.stderr)
     return 0

