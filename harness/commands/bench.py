@@ -23,7 +23,9 @@ class BenchCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_candidates_arg(parser)  # none given: the built-ins
-        add_common(parser, "preset", "deployment", "suite")
+        parser.add_argument("--preset", action="append", metavar="NAME",
+                            help="time on this preset (repeatable; default every preset); balance is the whole suite's")
+        add_common(parser, "deployment", "suite")
         parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls per preset (after warm-up)")
         parser.add_argument("--sweep", action="append", default=[], metavar="KNOB=V1,V2,...",
                             help="also bench each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0")
@@ -39,9 +41,8 @@ class BenchCommand(Command):
         presets = args.preset or list(PRESETS)
         timing = timed_cases(presets, args.deployment)  # a deployment that does not fit: one line, exit 2
         cases = get_suite(args.suite)
-        if args.preset or args.deployment:  # the balance columns on the suite's cases of these presets
-            cases = [c for c in cases if c.preset in presets]
-            cases = [c.with_deployment(args.deployment) for c in cases] if args.deployment else cases
+        if args.deployment:  # the balance columns too, on the suite's cases of these presets
+            cases = [c.with_deployment(args.deployment) for c in cases if c.preset in presets]
         config = RunConfig(limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb), jobs=args.jobs,
                            repeats=args.repeats, warmup=3, quiet=args.quiet)
         candidates = with_knob_variants(checked_candidates(candidate_specs(args, builtin_by_default=True)), args.sweep)
