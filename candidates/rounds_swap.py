@@ -123,17 +123,14 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     lightest.
     """
     rows, n = w.shape
-    per_gpu = slots // gpus
     extra = slots - n
     by_weight = _order(w, exact=False)
     k = min(n, 2 * extra) if extra > 0 else 0
     if k == 0:  # one replica each: deal the experts themselves
         load = _take(w, by_weight)
         gpu_of, _ = _rounds(load, gpus)
-        slot = gpu_of * per_gpu + np.arange(slots) // gpus
-        phy = np.empty((rows, slots), dtype=np.int64)
-        _put(phy, slot, by_weight)
-        return phy, np.zeros((rows, slots), dtype=np.int64), np.ones((rows, n), dtype=np.int64)
+        phy, rank = _slotted(gpu_of, by_weight, np.zeros_like(by_weight), load, gpus)
+        return phy, rank, np.ones((rows, n), dtype=np.int64)
     head, tail = by_weight[:, :k], by_weight[:, k:]
     wh = _take(w, head)
     counts, _ = _counts(wh, slots, n, gpus)  # [X, J, k]
@@ -160,7 +157,19 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
     replica = np.concatenate([np.arange(k + extra) - first, np.zeros((rows, n - k), dtype=np.int64)], axis=1)
     full = np.ones((rows, n), dtype=np.int64)
     _put(full, head, head_counts)
-    slot = gpu_of * per_gpu + np.arange(slots) // gpus  # round r's replicas take the r-th slot of their GPU
+    phy, rank = _slotted(gpu_of, item, replica, load, gpus)
+    return phy, rank, full
+
+
+def _slotted(gpu_of: np.ndarray, item: np.ndarray, replica: np.ndarray, load: np.ndarray, gpus: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``phy, rank [X, P]`` by slot from the deal (``gpu_of``, ``item``, ``replica``, ``load [X, P]`` by replica).
+
+    Round ``r``'s replicas take the ``r``-th slot of their GPU; then ``SWAP_ROUNDS`` swaps.
+    """
+    rows, slots = gpu_of.shape
+    per_gpu = slots // gpus
+    slot = gpu_of * per_gpu + np.arange(slots) // gpus
     phy = np.empty((rows, slots), dtype=np.int64)
     rank = np.empty((rows, slots), dtype=np.int64)
     _put(phy, slot, item)
@@ -170,7 +179,7 @@ def _place(w: np.ndarray, slots: int, gpus: int) -> tuple[np.ndarray, np.ndarray
         _put(slot_load, slot, load)
         shaped = slot_load.reshape(rows, gpus, per_gpu)
         _swap(phy.reshape(rows, gpus, per_gpu), rank.reshape(rows, gpus, per_gpu), shaped, shaped.sum(axis=2))
-    return phy, rank, full
+    return phy, rank
 
 
 def _rounds(load: np.ndarray, gpus: int) -> tuple[np.ndarray, np.ndarray]:

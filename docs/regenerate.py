@@ -72,9 +72,9 @@ def bench_block(csv: Path, presets: list[str] | None = None) -> str:
 
 
 def _machine() -> str:
-    from harness.store.sql import _cpu_model
+    from harness.store.sql import cpu_model
 
-    return f"{_cpu_model()}, {platform.machine()}, Python {platform.python_version()}"
+    return f"{cpu_model()}, {platform.machine()}, Python {platform.python_version()}"
 
 
 def replace_block(text: str, name: str, body: str) -> str:

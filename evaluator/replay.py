@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -39,9 +40,10 @@ class ReplayPolicy:
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError("every must be >= 1")
-        self.build_estimator()  # an unknown estimator or a bad option is refused here, not mid-replay
+        _ = self.load_estimator  # an unknown estimator or a bad option is refused here, not mid-replay
 
-    def build_estimator(self) -> Estimator:
+    @cached_property
+    def load_estimator(self) -> Estimator:
         known = ESTIMATORS.options(self.estimator)  # an unknown name: one-line ValueError
         offered = {"span": self.span, "alpha": self.alpha}
         return ESTIMATORS.create(self.estimator, {k: v for k, v in offered.items() if k in known})
@@ -49,7 +51,7 @@ class ReplayPolicy:
 
 def estimate(windows: np.ndarray, t: int, policy: ReplayPolicy) -> np.ndarray:
     """The load estimate ``[L, E]`` available at the start of window ``t`` (uses windows ``< t``)."""
-    return policy.build_estimator().estimate(windows, t)
+    return policy.load_estimator.estimate(windows, t)
 
 
 def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset, policy: ReplayPolicy) -> list[dict]:

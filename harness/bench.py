@@ -9,6 +9,8 @@ on one two-window ``zipf`` case per preset.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from evaluator.presets import get_preset
@@ -33,17 +35,15 @@ def bench_table(store: Store, candidates: list[Candidate], balance_cases: list[C
                 config: RunConfig, suite: str | None = None) -> pd.DataFrame:
     """One row per (candidate, timed case): ``median_ms``, ``iqr_ms``, ``speedup_vs_baseline``, the balance of the
     timed answers, the suite's balance columns and ``adrs_score``. The baseline's rows come first."""
-    scored = evaluate(store, candidates, balance_cases, RunConfig(**{**config.__dict__, "time_runs": False}),
-                      command="bench", suite=suite)
+    scored = evaluate(store, candidates, balance_cases, replace(config, time_runs=False), command="bench",
+                      suite=suite)
     balance = leaderboard(case_results(store, [c.key for c in balance_cases], scored.candidate_ids,
                                        scored.baseline_id))
-    timed = evaluate(store, candidates, timing_cases, RunConfig(**{**config.__dict__, "time_runs": True}),
-                     command="bench")
+    timed = evaluate(store, candidates, timing_cases, replace(config, time_runs=True), command="bench")
     timings = store.timings_frame(timed.candidate_ids)
     timings = timings[timings["run_id"] == timed.run_id]
     where = {c.key: c.where[1:] for c in timing_cases}
     names = {cid: store.get_candidate(cid).name for cid in timed.candidate_ids}
-    order = {cid: i for i, cid in enumerate(timed.candidate_ids)}
     table = pd.DataFrame({
         "candidate": timings["candidate_id"].map(names),
         "candidate_id": timings["candidate_id"],
@@ -54,8 +54,11 @@ def bench_table(store: Store, candidates: list[Candidate], balance_cases: list[C
         "timed_gpu_balancedness": timings["timed_gpu_balancedness"],
         "failure": timings["timing_failure"],
     })
-    table = table.sort_values(["preset", "candidate_id"], key=lambda col: col.map(order) if col.name ==
-                              "candidate_id" else col.map(list(where.values()).index)).reset_index(drop=True)
+    # Preset by preset in the order given, the baseline first (as the runner lists candidates).
+    case_rank = timings["case_key"].map({c.key: i for i, c in enumerate(timing_cases)})
+    candidate_rank = timings["candidate_id"].map({cid: i for i, cid in enumerate(timed.candidate_ids)})
+    table = table.iloc[(case_rank * len(timed.candidate_ids) + candidate_rank).to_numpy().argsort()]
+    table = table.reset_index(drop=True)
     base = table[table["candidate_id"] == timed.baseline_id].set_index("preset")["median_ms"]
     table["speedup_vs_baseline"] = table["preset"].map(base) / table["median_ms"]
     table = table.merge(balance[["candidate_id", *BALANCE_COLUMNS]], on="candidate_id", how="left")

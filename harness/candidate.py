@@ -95,11 +95,6 @@ def baseline() -> Candidate:
     return from_file(shipped("candidates", "deepseek_baseline.py"))
 
 
-def builtin_candidates() -> list[Candidate]:
-    """Every built-in candidate (``candidates/``), the baseline among them."""
-    return discover(shipped("candidates"))
-
-
 def _positional_arity(node: ast.FunctionDef) -> tuple[int, int]:
     """(required, maximum) positional parameters; maximum is large with ``*args``."""
     args = node.args

@@ -21,10 +21,10 @@ def case_results(store: Store, case_keys: list[str] | None = None, candidate_ids
     if evals.empty:
         return evals
     evals["ok"] = evals["failure_kind"].isna()
-    timings = store.timings_frame()
-    timings = timings[timings["median_s"].notna()]
     if baseline_id is None:
         baseline_id = baseline().id
+    timings = store.timings_frame(sorted(set(evals["candidate_id"]) | {baseline_id}))  # only those it pairs
+    timings = timings[timings["median_s"].notna()]
     base = timings[timings["candidate_id"] == baseline_id][["run_id", "case_key", "median_s"]]
     paired = timings.merge(base, on=["run_id", "case_key"], suffixes=("", "_baseline"))
     paired = paired.sort_values("run_id").groupby(["candidate_id", "case_key"], as_index=False).last()

@@ -1,5 +1,6 @@
 """The wheel carries what the harness needs: installed elsewhere, it evaluates the built-ins from any directory."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_the_installed_wheel_evaluates_every_builtin_from_another_directory(tmp_path):
+    # Built from a copy: setuptools builds in the source tree, and a build/ left there can carry
+    # removed files into a later wheel.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "results", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".ruff_cache"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+                    str(source)], check=True, capture_output=True, cwd=tmp_path)
     wheel = next(wheels.glob("eplb_harness-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

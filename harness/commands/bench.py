@@ -27,8 +27,7 @@ class BenchCommand(Command):
                             help="time on this preset (repeatable; default every preset); balance is the whole suite's")
         add_common(parser, "deployment", "suite")
         parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls per preset (after warm-up)")
-        parser.add_argument("--sweep", action="append", default=[], metavar="KNOB=V1,V2,...",
-                            help="also bench each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0")
+        add_common(parser, "sweep")
         add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out="results/bench")
 
     def run(self, args: argparse.Namespace) -> int:

@@ -88,6 +88,9 @@ COMMON_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "memory_mb": (("--memory-mb",), {"type": positive_int, "default": Limits.memory_mb, "metavar": "MB",
                                      "help": "memory a sandbox worker may add, MiB (default %(default)d)"}),
     "seed": (("--seed",), {"type": int, "metavar": "N", "help": "seed of this command's own randomness"}),
+    "sweep": (("--sweep",), {"action": "append", "default": [], "metavar": "KNOB=V1,V2,...",
+                             "help": "also run each candidate that declares KNOB with these values baked in "
+                                     "(NAME@KNOB=V), e.g. GROUP_LOCAL=0"}),
     "quiet": (("--quiet",), {"action": "store_true",
                              "help": "no progress output on stderr (bars on a terminal, stage lines in a log)"}),
 }

@@ -30,13 +30,7 @@ class EvaluateCommand(Command):
         )
         parser.add_argument("--window", type=positive_int, help="records summed per trace window (format default)")
         add_common(parser, "deployment")
-        parser.add_argument(
-            "--sweep",
-            action="append",
-            default=[],
-            metavar="KNOB=V1,V2,...",
-            help="also evaluate each candidate declaring KNOB with these values, e.g. GROUP_LOCAL=0",
-        )
+        add_common(parser, "sweep")
         add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", out=None,
                    shown={"out": "results/run-N, N the run's id"})
         parser.add_argument("--repeats", type=positive_int, default=5, help="timed calls per case (after warm-up)")

@@ -37,13 +37,7 @@ class ReplayCommand(Command):
         parser.add_argument("--span", type=positive_int, default=4, help="windows in the sliding sum")
         parser.add_argument("--alpha", type=positive_float, default=0.5, help="EMA weight of the newest window")
         parser.add_argument("--expert-mb", type=float, default=0.0, help="size of one expert's weights, MiB")
-        parser.add_argument(
-            "--sweep",
-            action="append",
-            default=[],
-            metavar="KNOB=V1,V2,...",
-            help="also replay each candidate declaring KNOB with these values (trade-off plot)",
-        )
+        add_common(parser, "sweep")  # its variants are the points of tradeoff.png
         # A replay is one case: its time limit covers the whole trace, hence the longer default.
         add_common(parser, "out", "jobs", "timeout", "memory_mb", "quiet", out="results/replay", timeout=600.0)
 

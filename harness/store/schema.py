@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from harness.store.version import EVAL_VERSION
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -32,7 +32,7 @@ class CandidateRow(Base):
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     parent_ids: Mapped[list] = mapped_column(JSON, default=list)
     diff: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class RunRow(Base):
@@ -42,7 +42,7 @@ class RunRow(Base):
     suite: Mapped[str | None] = mapped_column(String(100), nullable=True)
     versions: Mapped[dict] = mapped_column(JSON, default=dict)
     cpu_model: Mapped[str] = mapped_column(String(200), default="")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
@@ -64,7 +64,7 @@ class EvaluationRow(Base):
     limits: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
     elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class TimingRow(Base):
@@ -78,7 +78,7 @@ class TimingRow(Base):
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
     failure_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class EvolutionEventRow(Base):
@@ -94,7 +94,7 @@ class EvolutionEventRow(Base):
     status: Mapped[str] = mapped_column(String(20))  # accepted, not better, failed, rejected, archived
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     fitness: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class SecretRow(Base):
@@ -120,7 +120,7 @@ def retry_on_schema_race(create, attempts: int = 5):
             time.sleep(0.2 + random.random() * (attempt + 1))
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def add_missing_columns(engine: Engine) -> None:
     """Add columns this version declares to tables an older version created (nullable, so no default is needed)."""
     inspector = inspect(engine)
     with engine.begin() as conn:
@@ -132,7 +132,7 @@ def _add_missing_columns(engine: Engine) -> None:
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets a leaderboard read while a run writes; busy_timeout rides out short locks.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

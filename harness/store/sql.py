@@ -26,10 +26,10 @@ from harness.store.schema import (
     RunRow,
     SecretRow,
     TimingRow,
-    _add_missing_columns,
-    _now,
-    _sqlite_pragmas,
+    add_missing_columns,
     retry_on_schema_race,
+    sqlite_pragmas,
+    utc_now,
 )
 from harness.store.version import EVAL_VERSION
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the candidate module imports torch; the store needs it only
 DEFAULT_URL = "sqlite:///results/harness.db"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -93,9 +93,9 @@ class Store:
         try:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "connect", sqlite_pragmas)
             retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
-            _add_missing_columns(self.engine)
+            add_missing_columns(self.engine)
         except (ArgumentError, NoSuchModuleError) as exc:
             raise StoreError(f"--db {_shown(url)}: {exc}") from None
         except ImportError as exc:
@@ -148,7 +148,7 @@ class Store:
     # -- runs ----------------------------------------------------------------------
     def start_run(self, command: str, suite: str | None) -> int:
         with self.session() as s:
-            run = RunRow(command=command, suite=suite, versions=_package_versions(), cpu_model=_cpu_model())
+            run = RunRow(command=command, suite=suite, versions=_package_versions(), cpu_model=cpu_model())
             s.add(run)
             s.commit()
             return run.id
@@ -156,7 +156,7 @@ class Store:
     def end_run(self, run_id: int) -> None:
         with self.session() as s:
             run = s.get(RunRow, run_id)
-            run.ended_at = _now()
+            run.ended_at = utc_now()
             s.commit()
 
     # -- evaluations -----------------------------------------------------------------
