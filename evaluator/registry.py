@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 # Option types a config can give, by the annotation text of the dataclass field.
-_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
+_TYPES: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 def is_config_type(value: object, kind: type) -> bool:

@@ -21,6 +21,7 @@ import ast
 import difflib
 import re
 import symtable
+import threading
 from dataclasses import dataclass, field
 
 from harness.candidate import Candidate, ContractError, check_source
@@ -45,8 +46,21 @@ STDLIB_IMPORTS = {
 }
 
 
+# CPython 3.11's AST conversion keeps its recursion depth in state the threads share: two
+# threads parsing at once can fail with "AST constructor recursion depth mismatch". Code that
+# parses while an operator thread may (the evolution loop) holds this lock.
+SOURCE_LOCK = threading.RLock()
+
+
 class DiffError(ValueError):
-    """A diff that cannot be parsed or applied, or a child that is rejected: one line."""
+    """A diff that cannot be parsed or applied, or a child that is rejected: one line.
+
+    ``closest`` is the parent's text nearest an unmatched SEARCH (what a model is shown to retry).
+    """
+
+    def __init__(self, message: str, closest: str | None = None):
+        super().__init__(message)
+        self.closest = closest
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,9 @@ class Applied:
     source: str
     match_levels: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
+    # Blocks left out (partial application): "block N (diff line L): why".
+    skipped: list[str] = field(default_factory=list)
+    closest: str | None = None  # the parent's text nearest the first unmatched SEARCH
 
 
 def _tag(text: str, tag: str) -> str | None:
@@ -260,21 +277,32 @@ def _docstring_end(source: str) -> int:
 MATCHERS = (("exact", _apply_exact), ("whitespace", _apply_whitespace), ("function", _apply_by_function))
 
 
-def _closest_region(source: str, search: str) -> str:
+def _closest_region(source: str, search: str, context: int = 2) -> tuple[str, str]:
+    """Where in ``source`` the lines nearest ``search`` are (one line), and those lines with ``context`` around.
+
+    Windows of the SEARCH's length are scored line by line (mean similarity of aligned,
+    stripped lines), so one changed value in a line costs little and a shifted block a lot.
+    """
     parent = source.split("\n")
-    want = search.strip().split("\n")
+    want = [line.strip() for line in search.strip().split("\n")]
     size = max(1, len(want))
+    stripped = [line.strip() for line in parent]
     best, best_at = -1.0, 0
     for start in range(max(1, len(parent) - size + 1)):
-        ratio = difflib.SequenceMatcher(None, "\n".join(parent[start : start + size]), "\n".join(want)).quick_ratio()
-        if ratio > best:
-            best, best_at = ratio, start
+        window = stripped[start : start + size]
+        score = sum(difflib.SequenceMatcher(None, a, b).ratio() for a, b in zip(window, want, strict=False)) / size
+        if score > best:
+            best, best_at = score, start
     first = parent[best_at].strip() if parent else ""
-    return f"lines {best_at + 1}-{best_at + size} ({first[:60]!r}, similarity {best:.2f})"
+    where = f"lines {best_at + 1}-{best_at + size} ({first[:60]!r}, similarity {best:.2f})"
+    return where, "\n".join(parent[max(0, best_at - context) : best_at + size + context])
 
 
-def apply_diff(parent_source: str, diff: Diff) -> Applied:
+def apply_diff(parent_source: str, diff: Diff, partial: bool = False) -> Applied:
     """Apply ``diff`` to ``parent_source`` and check the child (see module docstring).
+
+    With ``partial``, a block that does not match is skipped (and listed in ``skipped``)
+    as long as another one applies.
 
     Raises:
         DiffError: naming the block that does not match and the parent's closest region,
@@ -284,24 +312,36 @@ def apply_diff(parent_source: str, diff: Diff) -> Applied:
         result = Applied(diff.rewrite, ["rewrite"])
     else:
         result = Applied(parent_source)
+        first_error: DiffError | None = None
         for number, block in enumerate(diff.blocks, 1):
-            for level, matcher in MATCHERS:
-                try:
-                    child = matcher(result.source, block)
-                except _Ambiguous as exc:
-                    raise DiffError(f"block {number} (diff line {block.line}): SEARCH text matches {exc.count} places "
-                                    f"in the parent; include more lines to say which") from None
-                if child is not None:
-                    result.source = child
-                    result.match_levels.append(level)
-                    break
-            else:
-                raise DiffError(
-                    f"block {number} (diff line {block.line}): SEARCH text not found in the parent; closest region: "
-                    f"{_closest_region(result.source, block.search)}"
-                )
+            try:
+                _apply_block(result, number, block)
+            except DiffError as exc:
+                if not partial:
+                    raise
+                first_error = first_error or exc
+                result.skipped.append(str(exc))
+                result.closest = result.closest or exc.closest
+        if first_error is not None and len(result.skipped) == len(diff.blocks):
+            raise first_error
     _check_child(result)
     return result
+
+
+def _apply_block(result: Applied, number: int, block: Block) -> None:
+    for level, matcher in MATCHERS:
+        try:
+            child = matcher(result.source, block)
+        except _Ambiguous as exc:
+            raise DiffError(f"block {number} (diff line {block.line}): SEARCH text matches {exc.count} places "
+                            f"in the parent; include more lines to say which") from None
+        if child is not None:
+            result.source = child
+            result.match_levels.append(level)
+            return
+    where, text = _closest_region(result.source, block.search)
+    raise DiffError(f"block {number} (diff line {block.line}): SEARCH text not found in the parent; closest region: "
+                    f"{where}", closest=text)
 
 
 def undefined_names(source: str) -> set[str]:
@@ -344,11 +384,13 @@ def _check_child(result: Applied) -> None:
         raise DiffError(str(exc)) from None
 
 
-def make_child(parent: Candidate, diff_text: str, name: str | None = None) -> tuple[Candidate, Applied]:
+def make_child(parent: Candidate, diff_text: str, name: str | None = None, partial: bool = False
+               ) -> tuple[Candidate, Applied]:
     """Parse and apply ``diff_text`` to ``parent``; the child records parent, diff, name and description."""
     try:
-        diff = parse_diff(diff_text)
-        applied = apply_diff(parent.source, diff)
+        with SOURCE_LOCK:
+            diff = parse_diff(diff_text)
+            applied = apply_diff(parent.source, diff, partial)
     except (RecursionError, MemoryError):  # the parser's own limits, reached by deeply nested code
         raise DiffError("the diff or its child is nested too deeply to parse") from None
     child = Candidate(

@@ -1,154 +1,80 @@
-"""The evolution loop: MAP-Elites archives on islands, weighted mutation operators, contained evaluation.
+"""The evolution loop: MAP-Elites archives on islands, weighted operators, steady state, contained evaluation.
 
-Each generation, every island selects parents from its archive (the island's best
-with probability ``elite_prob``, else a random occupied cell; crossover's second parent
-is any candidate that passed every case, for diversity), applies an operator
-drawn by weight, and the children of all islands are evaluated together through
-:func:`harness.runner.evaluate`. A child that fails any case is kept in the store with
-its reason and never enters an archive. A child enters its island's archive when its
-cell (the bucket of each feature axis) is empty or it beats the cell's occupant.
-Every ``migration_interval`` generations each island's best is copied to the next
-island. Every proposal and, after each generation, every archive member (the
-population) is recorded in the store's ``evolution_events`` table and in
-``events.jsonl``. State is saved after every generation, so ``--resume`` continues a run.
+There is no generation barrier. Each step (a "generation" in the records) tops up the
+proposals: the operators that wait on a network (the LLM's) run in threads, up to
+``max_concurrent`` at once, while the instant ones (knobs, diff library, crossover) make up
+to ``islands * children_per_island`` children on the spot; a parent is the island's best
+with probability ``elite_prob``, else a random occupied cell (crossover's second parent is
+any candidate that passed every case). The step then evaluates every child that exists by
+now, through :func:`harness.runner.evaluate`, while the calls in flight go on; a child enters
+its island's archive when its result arrives, if its cell (the bucket of each feature axis)
+is empty or it beats the occupant. Before that:
+
+* a child whose policy code equals an evaluated one's (:mod:`harness.novelty`) is recorded
+  as a ``duplicate`` and not evaluated;
+* with ``cascade``, a child is scored on the cheap suite first and goes on to the main suite
+  only when it reaches ``min_ratio_to_parent`` of its parent's fitness there;
+* a child that fails evaluation is sent back to the operator that wrote it when the operator
+  can revise it (the LLM's, with the failure), up to its ``feedback_attempts``.
+
+Every ``migration_interval`` steps each island's best is copied to the next island. Every
+proposal, LLM call and (after each step) archive member is recorded in the store and in
+``events.jsonl``. State is saved after every step, so ``--resume`` continues a run (proposals
+in flight when it stopped are made anew).
 """
 
 from __future__ import annotations
 
 import bisect
+import concurrent.futures as cf
 import json
-import math
 import random
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
-from evaluator.registry import is_config_type
-from evaluator.shipped import here_or_shipped
-from evaluator.suites import Case, get_suite, private_cases
+from evaluator.suites import Case, private_cases
 from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
+from harness.diffs import SOURCE_LOCK
+from harness.evolve_config import ConfigError, EvolveConfig, cascade_cases, load_config, suite_cases
 from harness.figures import FIGURES, get_figure
 from harness.leaderboard import case_results, leaderboard
-from harness.operators import OperatorError, Population, build_operators
+from harness.novelty import policy_fingerprint
+from harness.operators import EndpointError, Inspiration, Operator, OperatorError, Population, build_operators
 from harness.redact import redact
 from harness.runner import RunConfig, evaluate
 from harness.store import Store
 
+__all__ = ["ConfigError", "Evolution", "EvolutionError", "EvolveConfig", "load_config"]
+
 # Figures that need the timing phase.
 _TIMED = {f.name for f in FIGURES.values() if f.timed}
+# Consecutive failed calls of blocking operators (nothing else made) after which the run stops.
+_FAILED_CALLS_TO_STOP = 8
 
 
-class ConfigError(ValueError):
-    pass
-
-
-@dataclass
-class EvolveConfig:
-    """An evolve run, as read from YAML (keys are these field names)."""
-
-    name: str
-    parents: list[str]
-    operators: dict
-    suite: str = "smoke"
-    # The figure selection maximises (harness.figures; negated when lower is better).
-    fitness: str = "gpu_balancedness"
-    # A deployment spec (slots=S,gpus=G,nodes=N[,groups=K][,group_local=...]) for every case of the suite.
-    deployment: str | None = None
-    # Fitness on the suite's private twin (seeds only this store knows): no program can
-    # regenerate the windows it is scored on. False: the public, published seeds.
-    private: bool = True
-    seed: int = 0
-    islands: int = 2
-    children_per_island: int = 2
-    max_evaluations: int = 20
-    max_seconds: float | None = None
-    migration_interval: int = 3
-    elite_prob: float = 0.3
-    # Feature axes: metric -> bucket edges. Runtime axes make cells (and so lineage) timing-dependent.
-    features: dict = field(default_factory=lambda: {"gpu_balancedness": [0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
-                                                    "speedup": [0.5, 2.0, 10.0, 50.0]})
-    jobs: int = 2
-    timeout_s: float = 120.0
-    memory_mb: int = 4096
-    out: str = "results/evolve"
-
-
-def load_config(path: str | Path) -> EvolveConfig:
-    """Read and check an evolve config; :class:`ConfigError` says what and where."""
-    try:
-        raw = yaml.safe_load(here_or_shipped(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.__class__.__name__}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config must be a mapping")
-    known = set(EvolveConfig.__dataclass_fields__)
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    try:
-        config = EvolveConfig(**raw)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    _check_types(path, raw)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name) or ".." in config.name:
-        raise ConfigError(f"{path}: name {config.name!r} must be a plain folder name (letters, digits, _ . -)")
-    try:
-        get_figure(config.fitness)
-        suite_cases(config)
-        build_operators(config.operators)
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    return config
-
-
-def suite_cases(config: EvolveConfig) -> list[Case]:
-    """The public cases of the config's suite, on its deployment (DeploymentError if they do not fit)."""
-    cases = get_suite(config.suite)
-    return [c.with_deployment(config.deployment) for c in cases] if config.deployment else cases
-
-
-# What each key's value must be (bool is not an int here, an int is a float).
-_KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "fitness": str,
-              "deployment": (str, type(None)),
-              "private": bool, "seed": int,
-              "islands": int, "children_per_island": int, "max_evaluations": int, "max_seconds": (float, type(None)),
-              "migration_interval": int, "elite_prob": float, "features": dict, "jobs": int, "timeout_s": float,
-              "memory_mb": int, "out": str}
-_POSITIVE = ("islands", "children_per_island", "max_evaluations", "migration_interval", "jobs", "timeout_s",
-             "memory_mb")
-
-
-def _check_types(path: str | Path, raw: dict) -> None:
-    """Refuse a value of the wrong type or range, naming the key, before anything is written."""
-    for key, value in raw.items():
-        want = _KEY_TYPES[key]
-        wants = want if isinstance(want, tuple) else (want,)
-        if not any(is_config_type(value, w) for w in wants):
-            names = " or ".join("null" if w is type(None) else w.__name__ for w in wants)
-            raise ConfigError(f"{path}: {key} must be {names}, got {type(value).__name__} {value!r}"[:300])
-        if key in _POSITIVE and not 0 < value < math.inf:
-            raise ConfigError(f"{path}: {key} must be positive, got {value!r}")
-    if not 0 <= float(raw.get("elite_prob", 0.3)) <= 1:
-        raise ConfigError(f"{path}: elite_prob must be between 0 and 1")
-    if not all(isinstance(p, str) for p in raw.get("parents", [])):
-        raise ConfigError(f"{path}: parents must be a list of candidate files or folders")
-    for axis, edges in raw.get("features", {}).items():
-        if not isinstance(edges, list) or not all(isinstance(e, int | float) for e in edges):
-            raise ConfigError(f"{path}: features.{axis} must be a list of bucket edges (numbers)")
-    for name, options in raw.get("operators", {}).items():
-        if not isinstance(options, dict):
-            raise ConfigError(f"{path}: operators.{name} must be a mapping of options")
+class EvolutionError(RuntimeError):
+    """The run could not go on (e.g. the LLM endpoint keeps failing); the message is one line."""
 
 
 @dataclass
 class Member:
     candidate_id: str
     fitness: float
+
+
+@dataclass
+class Proposal:
+    """A child on its way: where it came from, and (once made) the child."""
+
+    island: int
+    operator: Operator
+    parents: list[Candidate]
+    child: Candidate | None = None
+    revising: str | None = None  # the failed child this one revises
+    future: cf.Future | None = field(default=None, repr=False)
 
 
 class Evolution:
@@ -159,8 +85,11 @@ class Evolution:
         self.store = store
         self.quiet = quiet
         self.cases = suite_cases(config)
+        self.cascade = cascade_cases(config)
         if config.private:
-            self.cases = private_cases(self.cases, store.suite_secret())
+            secret = store.suite_secret()
+            self.cases = private_cases(self.cases, secret)
+            self.cascade = private_cases(self.cascade, secret) if self.cascade else []
         self.operators = build_operators(config.operators)
         self.out = Path(config.out) / config.name
         self.rng = random.Random(config.seed)
@@ -168,9 +97,18 @@ class Evolution:
         self.generation = 0
         self.evaluations = 0
         self.elapsed = 0.0
+        self.turn = 0  # proposals made: the island of the next one
+        self.waited_s = 0.0  # time with nothing to evaluate, waiting on operator threads (idle CPU)
         self.history: list[dict] = []  # per generation and island: best and median fitness
         self.metrics: dict[str, dict] = {}
+        self.fingerprints: dict[str, str] = {}  # policy fingerprint -> the first candidate evaluated with it
+        self.cascade_fitness: dict[str, float | None] = {}  # fitness on the cascade suite, by candidate
+        self.attempts: dict[str, list[dict]] = {}  # by parent: the latest proposals and their outcomes
+        self.llm_totals: dict = {}
         self.public_fitness: float | None = None  # the best's on the public suite, when fitness is private
+        self._cases_cache: dict[str, list[dict]] = {}
+        self._failed_calls = 0
+        self._last_rejection: str | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -180,13 +118,11 @@ class Evolution:
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         state = {
-            "generation": self.generation,
-            "evaluations": self.evaluations,
-            "elapsed": self.elapsed,
-            "rng": _jsonable(self.rng.getstate()),
+            "generation": self.generation, "evaluations": self.evaluations, "elapsed": self.elapsed,
+            "turn": self.turn, "waited_s": self.waited_s, "rng": _jsonable(self.rng.getstate()),
             "archives": [{cell: asdict(m) for cell, m in a.items()} for a in self.archives],
-            "history": self.history,
-            "metrics": self.metrics,
+            "history": self.history, "metrics": self.metrics, "fingerprints": self.fingerprints,
+            "cascade_fitness": self.cascade_fitness, "attempts": self.attempts, "llm_totals": self._llm_totals(),
         }
         tmp = self._state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -195,9 +131,15 @@ class Evolution:
     def load(self) -> None:
         state = json.loads(self._state_path.read_text())
         self.generation, self.evaluations, self.elapsed = state["generation"], state["evaluations"], state["elapsed"]
+        self.turn, self.waited_s = state.get("turn", 0), state.get("waited_s", 0.0)
         self.rng.setstate(_tupled(state["rng"]))
         self.archives = [{c: Member(**m) for c, m in a.items()} for a in state["archives"]]
         self.history, self.metrics = state["history"], state["metrics"]
+        self.fingerprints = state.get("fingerprints", {})
+        self.cascade_fitness = state.get("cascade_fitness", {})
+        self.attempts = state.get("attempts", {})
+        for operator in self._ledgered():
+            operator.ledger.restore(state.get("llm_totals", {}))
 
     # -- evaluation ------------------------------------------------------------------------
     def _evaluate(self, candidates: list[Candidate], cases: list[Case] | None = None) -> dict[str, dict]:
@@ -206,17 +148,26 @@ class Evolution:
         timed = bool(_TIMED & ({self.config.fitness} | set(self.config.features)))
         run_config = RunConfig(
             limits=sandbox.Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb),
-            jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed,
+            jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed, time_per_preset=True,
         )
         report = evaluate(self.store, candidates, cases, run_config, command=f"evolve {self.config.name}",
                           suite=self.config.suite)
-        table = leaderboard(case_results(self.store, [c.key for c in cases], report.candidate_ids,
-                                         report.baseline_id))
+        frame = case_results(self.store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
+        if cases is self.cases:
+            for cid, rows in frame.groupby("candidate_id"):
+                self._cases_cache[cid] = _case_rows(rows, self.config.fitness)
         rows = {}
-        for row in table.to_dict("records"):
+        for row in leaderboard(frame).to_dict("records"):
             rows[row["candidate_id"]] = {k: (None if v != v else v) for k, v in row.items()
                                          if isinstance(v, int | float | str) or v is None}
         return rows
+
+    def _cases_of(self, candidate_id: str) -> list[dict]:
+        """The candidate's per-case rows on the main suite, weakest first (from the store on a resumed run)."""
+        if candidate_id not in self._cases_cache:
+            frame = self.store.evaluations_frame([candidate_id], [c.key for c in self.cases])
+            self._cases_cache[candidate_id] = [] if frame.empty else _case_rows(frame, self.config.fitness)
+        return self._cases_cache[candidate_id]
 
     def fitness_of(self, row: dict) -> float | None:
         """The config's fitness figure of a summary row, negated when lower is better (None if missing)."""
@@ -260,6 +211,27 @@ class Evolution:
         pool = sorted(cid for cid, row in self.metrics.items() if not row["failures"] and cid != first.id)
         return self.store.get_candidate(self.rng.choice(pool)) if pool else first
 
+    def _population(self, operator: Operator, parent: Candidate) -> Population:
+        """What ``operator`` is told: everyone's figures and, when it reads them, the parent's cases,
+        top and diverse archive members with their code, and the latest attempts on the parent."""
+        shown = getattr(operator, "inspirations", 0)
+        if not shown:
+            return Population(metrics=self.metrics, fitness=self.config.fitness)
+        members = sorted({m.candidate_id: m for a in self.archives for m in a.values()
+                          if m.candidate_id != parent.id}.values(), key=lambda m: (-m.fitness, m.candidate_id))
+        top, rest = members[:shown], members[shown:]
+        diverse = self.rng.sample(rest, min(shown, len(rest)))
+
+        def inspiration(m: Member) -> Inspiration:
+            candidate = self.store.get_candidate(m.candidate_id)
+            return Inspiration(m.candidate_id, candidate.name, candidate.source, m.fitness,
+                               self.metrics[m.candidate_id])
+
+        recent = self.attempts.get(parent.id, [])[-getattr(operator, "recent_attempts", 0):]
+        return Population(metrics=dict(self.metrics), fitness=self.config.fitness,
+                          parent_cases=self._cases_of(parent.id), top=[inspiration(m) for m in top],
+                          diverse=[inspiration(m) for m in diverse], attempts=list(recent))
+
     # -- the loop ----------------------------------------------------------------------------
     def seed_population(self) -> None:
         parents: list[Candidate] = []
@@ -271,78 +243,243 @@ class Evolution:
         rows = self._evaluate(parents)
         self.metrics.update(rows)
         for parent in parents:
+            self._remember_policy(parent)
             for island in range(self.config.islands):
                 self._offer(island, parent.id, rows[parent.id])
         if not any(self.archives):
             raise ConfigError("no parent passed every case: nothing to evolve from")
         self.save()
 
+    def _same_policy(self, candidate: Candidate) -> str | None:
+        """An evaluated candidate whose policy code equals this one's (:mod:`harness.novelty`), else None."""
+        if not self.config.novelty:
+            return None
+        try:
+            with SOURCE_LOCK:
+                return self.fingerprints.get(policy_fingerprint(candidate.source))
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            return None
+
+    def _remember_policy(self, candidate: Candidate) -> None:
+        try:
+            with SOURCE_LOCK:
+                self.fingerprints.setdefault(policy_fingerprint(candidate.source), candidate.id)
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            pass
+
+    def _ledgered(self) -> list:
+        return [op for op, _ in self.operators if hasattr(op, "ledger")]
+
+    def _llm_totals(self) -> dict:
+        totals: dict = {}
+        for operator in self._ledgered():
+            for key, value in operator.ledger.totals().items():
+                totals[key] = totals.get(key, 0) + value
+        return totals
+
     def _budget_left(self) -> bool:
         if self.evaluations >= self.config.max_evaluations:
             return False
+        if self.config.max_cost_usd is not None and self._llm_totals().get("cost_usd", 0.0) >= self.config.max_cost_usd:
+            return False
         return self.config.max_seconds is None or self.elapsed < self.config.max_seconds
 
-    def step(self) -> None:
-        """One generation: propose on every island, evaluate together, update archives."""
-        start = time.monotonic()
-        proposals: list[tuple[int, str, Candidate]] = []
-        log = []
-        for island in range(self.config.islands):
+    def _top_up(self, pool: cf.ThreadPoolExecutor, inflight: list[Proposal], log: list[dict]) -> list[Proposal]:
+        """New proposals: instant operators' children now, blocking ones submitted to ``pool``."""
+        ready: list[Proposal] = []
+        made = 0
+        per_step = self.config.islands * self.config.children_per_island
+        blocking_any = any(op.blocking for op, _ in self.operators)
+        while made < per_step or (blocking_any and len(inflight) < self.config.max_concurrent):
+            if self.evaluations + len(ready) + len(inflight) >= self.config.max_evaluations:
+                break
+            island = (self.turn // self.config.children_per_island) % self.config.islands
             if not self.archives[island]:
+                self.turn += self.config.children_per_island
                 continue
-            for _ in range(self.config.children_per_island):
-                operator = self.rng.choices([o for o, _ in self.operators], [w for _, w in self.operators])[0]
-                first = self._select(island)
-                parents = [first, self._mate(first)]
-                try:
-                    child = operator.propose(parents, self.rng, Population(self.metrics, self._best_summaries()))
-                except (OperatorError, RecursionError, MemoryError) as exc:  # the parser's limits too
-                    log.append({"island": island, "operator": operator.name, "status": "rejected",
-                                "reason": redact(str(exc) or exc.__class__.__name__),
-                                "parents": [p.id for p in parents]})
-                    continue
-                proposals.append((island, operator.name, child))
-        fresh = [c for _, _, c in proposals if c.id not in self.metrics]
-        unique = list({c.id: c for c in fresh}.values())
-        unique = unique[: max(0, self.config.max_evaluations - self.evaluations)]
-        if unique:
-            self.metrics.update(self._evaluate(unique))
-            self.evaluations += len(unique)
-        for island, op_name, child in proposals:
-            row = self.metrics.get(child.id)
-            if row is None:
+            operator = self.rng.choices([o for o, _ in self.operators], [w for _, w in self.operators])[0]
+            if operator.blocking and len(inflight) >= self.config.max_concurrent or \
+                    not operator.blocking and made >= per_step:
+                break
+            self.turn += 1
+            first = self._select(island)
+            parents = [first, self._mate(first)]
+            population = self._population(operator, first)
+            proposal = Proposal(island, operator, parents)
+            if operator.blocking:
+                rng = random.Random(self.rng.getrandbits(64))  # threads must not share the loop's generator
+                proposal.future = pool.submit(operator.propose, parents, rng, population)
+                inflight.append(proposal)
                 continue
-            accepted = self._offer(island, child.id, row)
-            log.append({"island": island, "operator": op_name, "candidate_id": child.id, "name": child.name,
-                        "parents": list(child.parent_ids), "fitness": self.fitness_of(row),
-                        "failures": row["failures"], "status": "accepted" if accepted else
-                        ("failed" if row["failures"] else "not better")})
+            made += 1
+            try:
+                with SOURCE_LOCK:
+                    proposal.child = operator.propose(parents, self.rng, population)
+            except (OperatorError, RecursionError, MemoryError) as exc:  # the parser's limits too
+                self._reject(proposal, exc, log)
+                continue
+            ready.append(proposal)
+        return ready
+
+    def _reject(self, proposal: Proposal, exc: BaseException, log: list[dict]) -> None:
+        reason = redact(str(exc) or exc.__class__.__name__)
+        self._last_rejection = reason
+        entry = {"island": proposal.island, "operator": proposal.operator.name, "status": "rejected",
+                 "reason": reason, "parents": [p.id for p in proposal.parents]}
+        log.append(entry)
+        self._attempted(proposal.parents[0].id, entry)
+
+    def _attempted(self, parent_id: str, entry: dict) -> None:
+        kept = {k: entry.get(k) for k in ("operator", "description", "status", "reason", "fitness")}
+        self.attempts.setdefault(parent_id, []).append(kept)
+        del self.attempts[parent_id][:-8]
+
+    def _collect(self, inflight: list[Proposal], log: list[dict], wait: bool) -> list[Proposal]:
+        """Proposals of blocking operators that finished (waiting for one when ``wait``), in submission order."""
+        if wait and inflight:
+            started = time.monotonic()
+            cf.wait([p.future for p in inflight], return_when=cf.FIRST_COMPLETED)
+            self.waited_s += time.monotonic() - started
+        done = [p for p in inflight if p.future.done()]
+        for p in done:
+            inflight.remove(p)
+        ready = []
+        for p in done:
+            try:
+                p.child = p.future.result()
+            except (OperatorError, RecursionError, MemoryError) as exc:
+                self._failed_calls = self._failed_calls + 1 if isinstance(exc, EndpointError) else 0
+                self._reject(p, exc, log)
+                continue
+            self._failed_calls = 0
+            ready.append(p)
+        return ready
+
+    def step(self, pool: cf.ThreadPoolExecutor, inflight: list[Proposal]) -> None:
+        """One step: top up proposals, evaluate every child that exists, update archives, record."""
+        start = time.monotonic()
+        log: list[dict] = []
+        ready = self._top_up(pool, inflight, log)
+        ready += self._collect(inflight, log, wait=not ready and not log)
+        fresh = self._screen(ready, log)
+        fresh = fresh[: max(0, self.config.max_evaluations - self.evaluations)]
+        if fresh:
+            self._evaluate_children(fresh, log, pool, inflight)
         self.generation += 1
+        self._migrate()
+        for island, archive in enumerate(self.archives):
+            # The population: every archive member after this step.
+            log.extend({"island": island, "operator": "archive", "candidate_id": m.candidate_id, "status": "archived",
+                        "reason": f"cell {cell}", "fitness": m.fitness} for cell, m in sorted(archive.items()))
+            fits = [m.fitness for m in archive.values()]
+            if fits:
+                self.history.append({"generation": self.generation, "island": island, "best": max(fits),
+                                     "median": statistics.median(fits), "cells": len(fits)})
+        self.elapsed += time.monotonic() - start
+        self._record(log)
+        self.save()
+
+    def _screen(self, ready: list[Proposal], log: list[dict]) -> list[Proposal]:
+        """The proposals whose child is worth evaluating; the others are logged as duplicates."""
+        fresh, seen = [], set()
+        for p in ready:
+            child = p.child
+            same = child.id if child.id in self.metrics or child.id in seen else self._same_policy(child)
+            if same is None:
+                seen.add(child.id)
+                fresh.append(p)
+                continue
+            original = self.metrics.get(same, {}).get("candidate") or same
+            entry = {"island": p.island, "operator": p.operator.name, "candidate_id": child.id, "name": child.name,
+                     "parents": list(child.parent_ids), "status": "duplicate", "description": child.description,
+                     "reason": f"same policy as {original} ({same}): not evaluated"}
+            self.store.add_candidate(child)
+            log.append(entry)
+            self._attempted(p.parents[0].id, entry)
+        return fresh
+
+    def _evaluate_children(self, fresh: list[Proposal], log: list[dict], pool: cf.ThreadPoolExecutor,
+                           inflight: list[Proposal]) -> None:
+        children = [p.child for p in fresh]
+        for child in children:
+            self._remember_policy(child)
+        stopped: dict[str, str] = {}
+        if self.cascade:
+            stopped = self._cascade(fresh)
+        go_on = [c for c in children if c.id not in stopped]
+        rows = self._evaluate(go_on) if go_on else {}
+        self.metrics.update(rows)
+        self.evaluations += len(children)
+        for p in fresh:
+            child = p.child
+            entry = {"island": p.island, "operator": p.operator.name, "candidate_id": child.id, "name": child.name,
+                     "parents": list(child.parent_ids), "description": child.description}
+            if child.id in stopped:
+                entry |= {"status": "cascade stopped", "reason": stopped[child.id],
+                          "fitness": self.cascade_fitness.get(child.id)}
+            else:
+                row = rows[child.id]
+                accepted = self._offer(p.island, child.id, row)
+                entry |= {"fitness": self.fitness_of(row), "failures": row["failures"],
+                          "status": "accepted" if accepted else ("failed" if row["failures"] else "not better")}
+                if row["failures"]:
+                    entry["reason"] = self._failure_of(child.id)
+                    self._revise(p, entry["reason"], pool, inflight)
+            log.append(entry)
+            self._attempted(p.parents[0].id, entry)
+
+    def _failure_of(self, candidate_id: str) -> str:
+        failed = [c for c in self._cases_of(candidate_id) if c.get("reason")]
+        return f"{failed[0]['case_name']}: {failed[0]['reason']}" if failed else "failed a case"
+
+    def _revise(self, proposal: Proposal, reason: str, pool: cf.ThreadPoolExecutor, inflight: list[Proposal]) -> None:
+        """Send a child that failed evaluation back to its operator, when that operator can revise it."""
+        operator = proposal.operator
+        if not getattr(operator, "can_revise", lambda _: False)(proposal.child):
+            return
+        rng = random.Random(self.rng.getrandbits(64))
+        revision = Proposal(proposal.island, operator, proposal.parents, revising=proposal.child.id)
+        revision.future = pool.submit(operator.revise, proposal.child, reason, rng)
+        inflight.append(revision)
+
+    def _cascade(self, fresh: list[Proposal]) -> dict[str, str]:
+        """Score children (and, once, their parents) on the cascade suite; why each stopped child stopped."""
+        ratio = self.config.cascade.get("min_ratio_to_parent", 1.0)
+        parents = {p.parents[0].id: p.parents[0] for p in fresh if p.parents[0].id not in self.cascade_fitness}
+        rows = self._evaluate([p.child for p in fresh] + list(parents.values()), self.cascade)
+        for cid, row in rows.items():
+            self.cascade_fitness[cid] = None if row["failures"] else row.get(self.config.fitness)
+        higher = get_figure(self.config.fitness).higher_is_better
+        stopped = {}
+        for p in fresh:
+            mine, theirs = self.cascade_fitness.get(p.child.id), self.cascade_fitness.get(p.parents[0].id)
+            if mine is None:
+                stopped[p.child.id] = f"failed on the cascade suite {self.config.cascade['suite']!r}"
+            elif theirs is not None and not (mine >= ratio * theirs if higher else mine <= theirs / ratio):
+                stopped[p.child.id] = (f"{self.config.fitness} {mine:.4f} on {self.config.cascade['suite']!r}, "
+                                       f"below {ratio:g} x the parent's {theirs:.4f}")
+        return stopped
+
+    def _migrate(self) -> None:
         if self.config.islands > 1 and self.generation % self.config.migration_interval == 0:
             bests = [self._best(i) if self.archives[i] else None for i in range(self.config.islands)]
             for i, best in enumerate(bests):
                 if best is not None:
                     target = (i + 1) % self.config.islands
                     self._offer(target, best.candidate_id, self.metrics[best.candidate_id])
-        for island, archive in enumerate(self.archives):
-            # The population: every archive member after this generation.
-            log.extend({"island": island, "operator": "archive", "candidate_id": m.candidate_id, "status": "archived",
-                        "reason": f"cell {cell}", "fitness": m.fitness} for cell, m in sorted(archive.items()))
-            fits = [m.fitness for m in archive.values()]
-            self.history.append({"generation": self.generation, "island": island, "best": max(fits),
-                                 "median": statistics.median(fits), "cells": len(fits)})
-        self.elapsed += time.monotonic() - start
+
+    def _record(self, log: list[dict]) -> None:
+        calls = [c for op in self._ledgered() for c in op.ledger.drain()]
         self.store.add_evolution_events(self.config.name, self.generation, log)
+        if calls:
+            self.store.add_llm_calls(self.config.name, calls)
         with open(self.out / "events.jsonl", "a") as f:
             for entry in log:
                 f.write(json.dumps({"generation": self.generation, **entry}) + "\n")
-        self.save()
-
-    def _best_summaries(self, k: int = 3) -> list[dict]:
-        members = sorted({m.candidate_id: m for a in self.archives for m in a.values()}.values(),
-                         key=lambda m: -m.fitness)[:k]
-        return [{"name": self.metrics[m.candidate_id].get("candidate"), "fitness": m.fitness}
-                for m in members]
+            for call in calls:  # prompts and answers are in the store only
+                shown = {k: v for k, v in call.items() if k not in ("prompt", "answer")}
+                f.write(redact(json.dumps({"generation": self.generation, "operator": "llm",
+                                           "status": "llm call", **shown})) + "\n")
 
     def run(self, resume: bool = False) -> Member:
         if resume and self._state_path.exists():
@@ -352,10 +489,24 @@ class Evolution:
             (self.out / "events.jsonl").write_text("")
             self.seed_population()
         idle = 0
-        while self._budget_left() and idle < 20:  # stop when operators keep producing nothing new
-            before = self.evaluations
-            self.step()
-            idle = idle + 1 if self.evaluations == before else 0
+        inflight: list[Proposal] = []
+        pool = cf.ThreadPoolExecutor(max_workers=self.config.max_concurrent, thread_name_prefix="propose")
+        try:
+            while self._budget_left() and idle < 20:  # stop when operators keep producing nothing new
+                before = self.evaluations
+                self.step(pool, inflight)
+                idle = idle + 1 if self.evaluations == before else 0
+                if self._failed_calls >= _FAILED_CALLS_TO_STOP:
+                    raise EvolutionError(f"evolve {self.config.name}: {self._failed_calls} LLM calls in a row "
+                                         f"failed, the last: {self._last_rejection}")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # calls in flight end within their timeout
+            self.llm_totals = self._llm_totals()
+            self._record([])
+            self.save()
+        if self.evaluations == 0 and self._last_rejection:
+            raise EvolutionError(f"evolve {self.config.name}: no child was evaluated; the last proposal was "
+                                 f"rejected: {self._last_rejection}")
         best = max((m for a in self.archives for m in a.values()), key=lambda m: (m.fitness, m.candidate_id))
         if self.config.private:  # the published figure: the best on the public suite, beside the others
             row = self._evaluate([self.store.get_candidate(best.candidate_id)], suite_cases(self.config))
@@ -385,6 +536,14 @@ class Evolution:
         (self.out / "lineage.json").write_text(json.dumps(self.lineage(best.candidate_id), indent=1))
         if self.history:
             plot_progress(self.history, self.out / "progress.png")
+
+
+def _case_rows(frame, fitness: str) -> list[dict]:
+    """Per-case rows an operator can read (name, family, preset, fitness and its same-window twin, reason)."""
+    keep = [c for c in ("case", "family", "preset", fitness, f"oracle_{fitness}", "reason") if c in frame]
+    rows = [{("case_name" if k == "case" else k): (None if v != v else v) for k, v in r.items()}
+            for r in frame[keep].to_dict("records")]
+    return sorted(rows, key=lambda r: (r.get(fitness) is not None, r.get(fitness) or 0.0))
 
 
 def _jsonable(obj):

@@ -2,8 +2,6 @@
 
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -11,9 +9,10 @@ import yaml
 
 from harness.candidate import baseline, from_file, from_source
 from harness.cli import main
-from harness.evolution import ConfigError, Evolution, load_config
+from harness.evolution import ConfigError, Evolution, EvolutionError, load_config
 from harness.knobs import bake, declared_knobs, find_literals
-from harness.operators import Crossover, KnobPerturbation, LLMOperator, OperatorError
+from harness.llm.scripted_server import ScriptedChatServer, knob_tweak
+from harness.operators import Crossover, KnobPerturbation, OperatorError
 from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,65 +147,72 @@ def test_resume_continues_from_saved_state(tmp_path):
     assert [h for h in resumed.history[: len(first.history)]] == first.history
 
 
-class _FakeLLM(BaseHTTPRequestHandler):
-    """Speaks chat-completions; answers in turn: a real diff, a malformed one, one that misses."""
-
-    answers: list[str] = []
-    prompts: list[str] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).prompts.append(body["messages"][0]["content"])
-        answer = self.answers[(len(self.prompts) - 1) % len(self.answers)]
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+ROUNDS = str(ROOT / "candidates" / "rounds_swap.py")
+# Real improvements and non-changes of rounds_swap, as a model would write them.
+GROUPS_FREE = ("Keep groups free.\n<<<<<<< SEARCH\n# 0: groups free (one placement over every GPU).\n"
+               "GROUP_LOCAL = 1\n=======\n# 0: groups free (one placement over every GPU).\nGROUP_LOCAL = 0\n"
+               ">>>>>>> REPLACE\n")
+UNMATCHED = "<<<<<<< SEARCH\nTHIS_IS_NOT_THERE = 1\n=======\nX = 2\n>>>>>>> REPLACE\n"
+ONE_START = "<<<<<<< SEARCH\nSTARTS = 2\n=======\nSTARTS = 1\n>>>>>>> REPLACE\n"
+COMMENT_ONLY = "<<<<<<< SEARCH\nSTARTS = 2\n=======\nSTARTS = 2  # two starts\n>>>>>>> REPLACE\n"
 
 
-@pytest.fixture
-def llm_server():
-    _FakeLLM.answers = [
-        "More swap steps.\n<<<<<<< SEARCH\nSWAP_STEPS = 0\n=======\nSWAP_STEPS = 8\n>>>>>>> REPLACE\n",
-        "<<<<<<< SEARCH\nSWAP_STEPS = 0\n>>>>>>> REPLACE\n",  # no separator
-        "<<<<<<< SEARCH\nTHIS_IS_NOT_THERE = 1\n=======\nX = 2\n>>>>>>> REPLACE\n",
-    ]
-    _FakeLLM.prompts = []
-    server = HTTPServer(("127.0.0.1", 0), _FakeLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
+def llm_config(url: str, **options) -> dict:
+    return {"llm": {"models": [{"model": "scripted", "base_url": url}], "backoff_s": 0.05} | options}
 
 
-def test_llm_operator_applies_good_answers_and_rejects_bad_ones(llm_server):
-    op = LLMOperator(base_url=llm_server, model="fake")
-    fast = from_file(FAST)
-    child = op.propose([fast], random.Random(0))
-    assert "SWAP_STEPS = 8" in child.source and child.origin == "llm" and child.parent_ids == (fast.id,)
-    assert "SWAP_STEPS = 0" in _FakeLLM.prompts[0]  # the parent's code was sent
-    with pytest.raises(OperatorError, match="separator"):
-        op.propose([fast], random.Random(0))
-    with pytest.raises(OperatorError, match="SEARCH text not found"):
-        op.propose([fast], random.Random(0))
-    with pytest.raises(OperatorError, match="LLM request failed"):
-        LLMOperator(base_url="http://127.0.0.1:9/v1", model="x", timeout_s=2).propose([fast], random.Random(0))
-
-
-def test_llm_operator_drives_a_short_evolve_run(tmp_path, llm_server):
-    config = load_config(write_config(tmp_path, parents=[FAST], max_evaluations=1, islands=1,
-                                      operators={"llm": {"weight": 1, "base_url": llm_server, "model": "fake"}}))
-    evolution = Evolution(config, Store(f"sqlite:///{tmp_path}/h.db"))
-    evolution.run()
+def test_llm_operator_drives_a_short_evolve_run(tmp_path):
+    with ScriptedChatServer([{"content": UNMATCHED}, {"content": GROUPS_FREE}]) as server:
+        config = load_config(write_config(tmp_path, parents=[ROUNDS], max_evaluations=1, islands=1,
+                                          operators=llm_config(server.url)))
+        evolution = Evolution(config, Store(f"sqlite:///{tmp_path}/h.db"))
+        evolution.run()
     events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
-    assert any(e["operator"] == "llm" and e.get("candidate_id") for e in events)
-    assert any(e["operator"] == "llm" and e["status"] == "rejected" and "separator" in e["reason"] for e in events)
-    assert "metrics" in _FakeLLM.prompts[-1].lower()
+    assert [e["status"] for e in events if e["operator"] == "llm" and e.get("candidate_id")] == ["accepted"]
+    assert [e["outcome"] for e in events if e["status"] == "llm call"] == ["unusable", "applied"]
+    assert "SEARCH text not found" in server.requests[1]["messages"][-1]["content"]
+
+
+def scripted_model(body: dict, index: int) -> dict:
+    """Each case of the loop test once, then changes that always apply (so the budget fills)."""
+    script = [{"status": 429, "retry_after": 1}, {"content": UNMATCHED}, {"content": GROUPS_FREE},
+              {"content": "I would balance the load better."}, {"content": None},
+              {"content": ONE_START, "delay_s": 2.0}, {"content": COMMENT_ONLY}]
+    return script[index] if index < len(script) else knob_tweak(body, index)
+
+
+def test_the_loop_survives_every_kind_of_answer_overlaps_calls_and_crowns_the_real_improvement(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/h.db"
+    with ScriptedChatServer(scripted_model) as server:
+        path = write_config(tmp_path, parents=[ROUNDS], max_evaluations=4, islands=1, children_per_island=1,
+                            max_concurrent=3, operators=llm_config(server.url))
+        assert main(["evolve", "--config", str(path), "--db", db]) == 0
+    out = capsys.readouterr().out
+    store = Store(db)
+    best = store.get_candidate(out.split("(")[1].split(")")[0])
+    assert "GROUP_LOCAL = 0" in best.source and best.origin == "llm"
+    assert server.max_in_flight >= 2  # calls overlapped
+    asks = [r["messages"] for r in server.requests]
+    assert any(m[-1]["role"] == "user" and "SEARCH text not found" in m[-1]["content"] for m in asks)
+    assert any("no SEARCH/REPLACE block" in m[-1]["content"] for m in asks)  # the prose was answered back
+    calls = store.llm_calls_frame("t")
+    assert set(calls["outcome"]) >= {"applied", "unusable", "failed"}
+    assert calls["prompt_tokens"].notna().any() and calls["prompt"].str.contains("GROUP_LOCAL = 1").any()
+    assert (calls["retries"] >= 1).any()  # the 429, retried
+    events = [json.loads(line) for line in (tmp_path / "out" / "t" / "events.jsonl").read_text().splitlines()]
+    statuses = {e["status"] for e in events}
+    assert {"accepted", "duplicate", "llm call"} <= statuses, statuses
+    assert sum(e["status"] in ("accepted", "not better", "failed") for e in events) == 4
+    assert f"llm: {len(calls)} calls" in out and "prompt +" in out
+
+
+def test_an_endpoint_that_is_down_stops_the_run_with_one_line_and_a_failing_exit(tmp_path, capsys):
+    path = write_config(tmp_path, parents=[ROUNDS], max_evaluations=4, islands=1,
+                        operators=llm_config("http://127.0.0.1:9/v1", max_retries=0))
+    assert main(["evolve", "--config", str(path), "--db", f"sqlite:///{tmp_path}/h.db"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "LLM calls in a row failed" in err[0]
+    assert "cannot connect to http://127.0.0.1:9/v1" in err[0]
 
 
 @pytest.mark.slow
@@ -223,43 +229,22 @@ def test_population_and_proposals_are_recorded_in_the_store(tmp_path):
     assert any(r.operator != "archive" for r in rows)
 
 
-class _HostileLLM(BaseHTTPRequestHandler):
-    """Answers 401 echoing the Authorization header it got, then a null content, then an empty one."""
-
-    calls = 0
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).calls += 1
-        if type(self).calls % 3 == 1:
-            payload, code = f"invalid credentials: {self.headers['Authorization']}".encode(), 401
-        else:
-            content = None if type(self).calls % 3 == 2 else ""
-            answer = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-            payload, code = json.dumps(answer).encode(), 200
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+def hostile(body: dict, index: int) -> dict:
+    """Answers 401 echoing a key-shaped value, then a null content, then an empty one."""
+    return [{"status": 401, "message": "invalid credentials: Bearer sk-evolve-secret-0123456789"},
+            {"content": None}, {"content": ""}][index % 3]
 
 
 def test_llm_errors_are_rejections_and_the_key_is_written_nowhere(tmp_path, monkeypatch):
     key = "sk-evolve-secret-0123456789"
     monkeypatch.setenv("EPLB_TEST_LLM_KEY", key)
-    server = HTTPServer(("127.0.0.1", 0), _HostileLLM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with ScriptedChatServer(hostile) as server:
         store = Store(f"sqlite:///{tmp_path}/h.db")
         config = load_config(write_config(tmp_path, max_evaluations=1, islands=1, children_per_island=3, operators={
-            "llm": {"base_url": f"http://127.0.0.1:{server.server_port}/v1", "model": "m",
-                    "api_key_env": "EPLB_TEST_LLM_KEY"}}))
+            "llm": {"base_url": server.url, "model": "m", "api_key_env": "EPLB_TEST_LLM_KEY"}}))
         evolution = Evolution(config, store)
-        evolution.run()
-    finally:
-        server.shutdown()
+        with pytest.raises(EvolutionError, match="LLM calls in a row failed"):
+            evolution.run()
     events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
     rejected = [e["reason"] for e in events if e["status"] == "rejected"]
     assert any("HTTP 401: invalid credentials: Bearer [redacted]" in r for r in rejected), rejected
@@ -281,3 +266,24 @@ def test_a_diff_nested_too_deeply_to_parse_is_a_rejected_proposal(tmp_path):
     events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
     assert {e["reason"] for e in events if e["status"] == "rejected"} == {"the diff or its child is nested too deeply "
                                                                           "to parse"}
+
+
+@pytest.mark.slow
+def test_a_cascade_stops_children_below_their_parent_on_the_cheap_suite(tmp_path):
+    parent = tmp_path / "free.py"
+    parent.write_text(Path(ROUNDS).read_text().replace("\nGROUP_LOCAL = 1\n", "\nGROUP_LOCAL = 0\n"))
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "whole.txt").write_text(GROUPS_FREE.replace("= 1", "= X").replace("= 0", "= 1").replace("= X", "= 0"))
+    config = load_config(write_config(tmp_path, parents=[str(parent)], suite="quick", max_evaluations=1, islands=1,
+                                      children_per_island=1, cascade={"suite": "smoke", "min_ratio_to_parent": 0.98},
+                                      operators={"diff_library": {"folder": str(library)}}))
+    store = Store(f"sqlite:///{tmp_path}/h.db")
+    evolution = Evolution(config, store)
+    evolution.run()
+    (stopped,) = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()
+                  if '"diff_library"' in line]
+    assert stopped["status"] == "cascade stopped" and "below 0.98 x the parent's" in stopped["reason"]
+    scored = store.evaluations_frame([stopped["candidate_id"]])
+    assert set(scored["case_key"]) == {c.key for c in evolution.cascade}  # never scored on the main suite
+    assert evolution.evaluations == 1 and stopped["candidate_id"] not in evolution.metrics

@@ -46,6 +46,12 @@ def test_the_installed_wheel_evaluates_every_builtin_from_another_directory(tmp_
     code_at, data_at = where.stdout.split()
     assert code_at.startswith(str(site)) and data_at == str(venv / "share" / "eplb-harness")
 
+    # The LLM's prompt templates are package data: the operator builds from them.
+    prompts = subprocess.run([str(python), "-c", "from harness.llm.prompts import Prompts; "
+                              "print('contract' in Prompts.load().system)"], capture_output=True, text=True,
+                             cwd=elsewhere)
+    assert prompts.stdout.strip() == "True", prompts.stderr
+
     suites = harness("suites")
     assert suites.returncode == 0, suites.stderr
     assert "real: 6 cases" in suites.stdout  # the recorded traces travel too

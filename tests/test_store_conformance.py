@@ -100,3 +100,20 @@ def test_evolution_events_are_read_back_in_order_with_keys_redacted(store_url):
     assert events["operator"].tolist() == ["llm", "knobs"] and events["fitness"].tolist()[1] == 0.8
     assert "sk-abc123def456" not in events["reason"].tolist()[0]
     assert store.evolution_events_frame("other").empty
+
+
+def test_llm_calls_are_read_back_in_order_with_every_field_and_keys_redacted(store_url):
+    store = Store(store_url)
+    call = {"model": "m", "base_url": "http://127.0.0.1:8000/v1", "temperature": 0.7, "parent_id": CHILD.id,
+            "child_id": None, "attempt": 2, "outcome": "unusable", "reason": "no block", "prompt_tokens": 1234,
+            "completion_tokens": 56, "latency_s": 5.25, "retries": 1, "cost_usd": 0.0012,
+            "prompt": '[{"role": "user", "content": "key sk-abc123def456"}]', "answer": "prose"}
+    store.add_llm_calls("e", [call, call | {"outcome": "applied", "child_id": CHILD.id, "attempt": 3}])
+    calls = store.llm_calls_frame("e")
+    assert calls["outcome"].tolist() == ["unusable", "applied"] and calls["attempt"].tolist() == [2, 3]
+    first = calls.iloc[0]
+    assert {k: first[k] for k in ("model", "prompt_tokens", "completion_tokens", "retries", "answer")} == {
+        "model": "m", "prompt_tokens": 1234, "completion_tokens": 56, "retries": 1, "answer": "prose"}
+    assert first["latency_s"] == 5.25 and first["cost_usd"] == 0.0012
+    assert "sk-abc123def456" not in first["prompt"] and "[redacted]" in first["prompt"]
+    assert store.llm_calls_frame("other").empty

@@ -22,7 +22,9 @@ class EvolveCommand(Command):
         add_common(parser, "db", "quiet")
 
     def run(self, args: argparse.Namespace) -> int:
-        from harness.evolution import ConfigError, Evolution, load_config
+        import sys
+
+        from harness.evolution import ConfigError, Evolution, EvolutionError, load_config
         from harness.store import Store
 
         try:
@@ -33,6 +35,10 @@ class EvolveCommand(Command):
             best = evolution.run(resume=args.resume)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+        except EvolutionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            _print_llm_totals(evolution.llm_totals)
+            return 1
         name = evolution.metrics[best.candidate_id].get("candidate")
         scored = (
             f"{config.fitness} {best.fitness:.4f} on the private twin of suite {config.suite!r}, "
@@ -44,5 +50,16 @@ class EvolveCommand(Command):
             f"best: {name} ({best.candidate_id}) {scored} after {evolution.evaluations} evaluations, "
             f"{evolution.generation} generations"
         )
+        _print_llm_totals(evolution.llm_totals)
         print(f"outputs: {evolution.out}/best.py, progress.png, lineage.json, events.jsonl")
         return 0
+
+
+def _print_llm_totals(totals: dict) -> None:
+    """The run's LLM account, when it made calls: calls, tokens, cost, time waited."""
+    if not totals.get("llm_calls"):
+        return
+    cost = f", ${totals['cost_usd']:.4f}" if totals.get("cost_usd") else ""
+    print(f"llm: {totals['llm_calls']} calls ({totals['llm_failed_calls']} failed), "
+          f"{totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens{cost}, "
+          f"{totals['llm_latency_s']:.1f} s of calls")

@@ -97,6 +97,35 @@ class EvolutionEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class LLMCallRow(Base):
+    """One call of an evolve run's LLM operator: who was asked, what it cost, what came of it."""
+
+    __tablename__ = "llm_calls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evolution: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    child_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1: first ask; 2..: feedback
+    outcome: Mapped[str] = mapped_column(String(20))  # applied, partial, unusable, failed
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+# What one LLM call record holds (the table's columns but the run's name, id and time).
+LLM_CALL_COLUMNS = tuple(c.name for c in LLMCallRow.__table__.columns
+                         if c.name not in ("id", "evolution", "created_at"))
+
+
 class SecretRow(Base):
     """Values a store keeps for itself alone, e.g. the seed of its private suites."""
 

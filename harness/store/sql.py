@@ -19,10 +19,12 @@ from harness.redact import redact
 from harness.sandbox.outcome import LIMIT_KINDS
 from harness.store.interface import StoreError
 from harness.store.schema import (
+    LLM_CALL_COLUMNS,
     Base,
     CandidateRow,
     EvaluationRow,
     EvolutionEventRow,
+    LLMCallRow,
     RunRow,
     SecretRow,
     TimingRow,
@@ -306,6 +308,28 @@ class Store:
         if evolution is not None:
             query = query.where(EvolutionEventRow.evolution == evolution)
         columns = ["evolution", "generation", "island", "operator", "candidate_id", "status", "reason", "fitness"]
+        with self.session() as s:
+            rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(query)]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def add_llm_calls(self, evolution: str, calls: list[dict]) -> None:
+        """Commit LLM calls (dicts with the keys of :data:`harness.llm.ledger.CALL_KEYS`); texts redacted."""
+        with self.session() as s:
+            for call in calls:
+                values = {k: call.get(k) for k in LLM_CALL_COLUMNS}
+                for key in ("reason", "prompt", "answer", "base_url"):
+                    values[key] = redact(values[key])
+                s.add(LLMCallRow(evolution=evolution, **values))
+            s.commit()
+
+    def llm_calls_frame(self, evolution: str | None = None):
+        """One row per stored LLM call (pandas DataFrame), oldest first."""
+        import pandas as pd
+
+        query = select(LLMCallRow).order_by(LLMCallRow.id)
+        if evolution is not None:
+            query = query.where(LLMCallRow.evolution == evolution)
+        columns = ["evolution", *LLM_CALL_COLUMNS, "created_at"]
         with self.session() as s:
             rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(query)]
         return pd.DataFrame.from_records(rows, columns=columns)
