@@ -262,7 +262,10 @@ def test_a_diff_nested_too_deeply_to_parse_is_a_rejected_proposal(tmp_path):
     (library / "deep.txt").write_text(diff)
     config = load_config(write_config(tmp_path, max_evaluations=1, islands=1, children_per_island=2, parents=[BASELINE],
                                       operators={"diff_library": {"folder": str(library)}}))
-    Evolution(config, Store(f"sqlite:///{tmp_path}/h.db")).run()
+    # Every proposal is rejected, so the run ends saying so, after recording each rejection.
+    with pytest.raises(EvolutionError, match="no child was evaluated; the last proposal was rejected: the diff or its "
+                                             "child is nested too deeply to parse"):
+        Evolution(config, Store(f"sqlite:///{tmp_path}/h.db")).run()
     events = [json.loads(line) for line in (Path(config.out) / "t" / "events.jsonl").read_text().splitlines()]
     assert {e["reason"] for e in events if e["status"] == "rejected"} == {"the diff or its child is nested too deeply "
                                                                           "to parse"}
