@@ -89,7 +89,6 @@ class Applied:
     repairs: list[str] = field(default_factory=list)
     # Blocks left out (partial application): "block N (diff line L): why".
     skipped: list[str] = field(default_factory=list)
-    closest: str | None = None  # the parent's text nearest the first unmatched SEARCH
 
 
 def _tag(text: str, tag: str) -> str | None:
@@ -321,7 +320,6 @@ def apply_diff(parent_source: str, diff: Diff, partial: bool = False) -> Applied
                     raise
                 first_error = first_error or exc
                 result.skipped.append(str(exc))
-                result.closest = result.closest or exc.closest
         if first_error is not None and len(result.skipped) == len(diff.blocks):
             raise first_error
     _check_child(result)

@@ -73,7 +73,6 @@ class Proposal:
     operator: Operator
     parents: list[Candidate]
     child: Candidate | None = None
-    revising: str | None = None  # the failed child this one revises
     future: cf.Future | None = field(default=None, repr=False)
 
 
@@ -104,7 +103,6 @@ class Evolution:
         self.fingerprints: dict[str, str] = {}  # policy fingerprint -> the first candidate evaluated with it
         self.cascade_fitness: dict[str, float | None] = {}  # fitness on the cascade suite, by candidate
         self.attempts: dict[str, list[dict]] = {}  # by parent: the latest proposals and their outcomes
-        self.llm_totals: dict = {}
         self.public_fitness: float | None = None  # the best's on the public suite, when fitness is private
         self._cases_cache: dict[str, list[dict]] = {}
         self._failed_calls = 0
@@ -122,7 +120,7 @@ class Evolution:
             "turn": self.turn, "waited_s": self.waited_s, "rng": _jsonable(self.rng.getstate()),
             "archives": [{cell: asdict(m) for cell, m in a.items()} for a in self.archives],
             "history": self.history, "metrics": self.metrics, "fingerprints": self.fingerprints,
-            "cascade_fitness": self.cascade_fitness, "attempts": self.attempts, "llm_totals": self._llm_totals(),
+            "cascade_fitness": self.cascade_fitness, "attempts": self.attempts, "llm_totals": self.llm_totals,
         }
         tmp = self._state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -250,27 +248,17 @@ class Evolution:
             raise ConfigError("no parent passed every case: nothing to evolve from")
         self.save()
 
-    def _same_policy(self, candidate: Candidate) -> str | None:
-        """An evaluated candidate whose policy code equals this one's (:mod:`harness.novelty`), else None."""
-        if not self.config.novelty:
-            return None
-        try:
-            with SOURCE_LOCK:
-                return self.fingerprints.get(policy_fingerprint(candidate.source))
-        except (SyntaxError, RecursionError, MemoryError, ValueError):
-            return None
-
     def _remember_policy(self, candidate: Candidate) -> None:
-        try:
-            with SOURCE_LOCK:
-                self.fingerprints.setdefault(policy_fingerprint(candidate.source), candidate.id)
-        except (SyntaxError, RecursionError, MemoryError, ValueError):
-            pass
+        fingerprint = _fingerprint(candidate)
+        if fingerprint:
+            self.fingerprints.setdefault(fingerprint, candidate.id)
 
     def _ledgered(self) -> list:
         return [op for op, _ in self.operators if hasattr(op, "ledger")]
 
-    def _llm_totals(self) -> dict:
+    @property
+    def llm_totals(self) -> dict:
+        """The run's LLM account: calls, failed calls, tokens, cost and time in calls."""
         totals: dict = {}
         for operator in self._ledgered():
             for key, value in operator.ledger.totals().items():
@@ -280,7 +268,7 @@ class Evolution:
     def _budget_left(self) -> bool:
         if self.evaluations >= self.config.max_evaluations:
             return False
-        if self.config.max_cost_usd is not None and self._llm_totals().get("cost_usd", 0.0) >= self.config.max_cost_usd:
+        if self.config.max_cost_usd is not None and self.llm_totals.get("cost_usd", 0.0) >= self.config.max_cost_usd:
             return False
         return self.config.max_seconds is None or self.elapsed < self.config.max_seconds
 
@@ -362,7 +350,6 @@ class Evolution:
         ready = self._top_up(pool, inflight, log)
         ready += self._collect(inflight, log, wait=not ready and not log)
         fresh = self._screen(ready, log)
-        fresh = fresh[: max(0, self.config.max_evaluations - self.evaluations)]
         if fresh:
             self._evaluate_children(fresh, log, pool, inflight)
         self.generation += 1
@@ -380,14 +367,22 @@ class Evolution:
         self.save()
 
     def _screen(self, ready: list[Proposal], log: list[dict]) -> list[Proposal]:
-        """The proposals whose child is worth evaluating; the others are logged as duplicates."""
+        """The proposals whose child is evaluated now (within the budget); the others are logged as duplicates."""
         fresh, seen = [], set()
+        room = max(0, self.config.max_evaluations - self.evaluations)
         for p in ready:
             child = p.child
-            same = child.id if child.id in self.metrics or child.id in seen else self._same_policy(child)
+            if child.id in self.metrics or child.id in seen:
+                fingerprint, same = None, child.id
+            else:
+                fingerprint = _fingerprint(child)
+                same = self.fingerprints.get(fingerprint) if fingerprint and self.config.novelty else None
             if same is None:
-                seen.add(child.id)
-                fresh.append(p)
+                if len(fresh) < room:  # over the budget, a child is dropped (and not remembered as evaluated)
+                    seen.add(child.id)
+                    fresh.append(p)
+                    if fingerprint:
+                        self.fingerprints.setdefault(fingerprint, child.id)
                 continue
             original = self.metrics.get(same, {}).get("candidate") or same
             entry = {"island": p.island, "operator": p.operator.name, "candidate_id": child.id, "name": child.name,
@@ -401,8 +396,6 @@ class Evolution:
     def _evaluate_children(self, fresh: list[Proposal], log: list[dict], pool: cf.ThreadPoolExecutor,
                            inflight: list[Proposal]) -> None:
         children = [p.child for p in fresh]
-        for child in children:
-            self._remember_policy(child)
         stopped: dict[str, str] = {}
         if self.cascade:
             stopped = self._cascade(fresh)
@@ -438,7 +431,7 @@ class Evolution:
         if not getattr(operator, "can_revise", lambda _: False)(proposal.child):
             return
         rng = random.Random(self.rng.getrandbits(64))
-        revision = Proposal(proposal.island, operator, proposal.parents, revising=proposal.child.id)
+        revision = Proposal(proposal.island, operator, proposal.parents)
         revision.future = pool.submit(operator.revise, proposal.child, reason, rng)
         inflight.append(revision)
 
@@ -501,7 +494,6 @@ class Evolution:
                                          f"failed, the last: {self._last_rejection}")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # calls in flight end within their timeout
-            self.llm_totals = self._llm_totals()
             self._record([])
             self.save()
         if self.evaluations == 0 and self._last_rejection:
@@ -536,6 +528,15 @@ class Evolution:
         (self.out / "lineage.json").write_text(json.dumps(self.lineage(best.candidate_id), indent=1))
         if self.history:
             plot_progress(self.history, self.out / "progress.png")
+
+
+def _fingerprint(candidate: Candidate) -> str | None:
+    """The candidate's policy fingerprint (:mod:`harness.novelty`); None for source that does not parse."""
+    try:
+        with SOURCE_LOCK:
+            return policy_fingerprint(candidate.source)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
 
 
 def _case_rows(frame, fitness: str) -> list[dict]:

@@ -91,8 +91,7 @@ def load_config(path: str | Path) -> EvolveConfig:
 
 def suite_cases(config: EvolveConfig) -> list[Case]:
     """The public cases of the config's suite, on its deployment (DeploymentError if they do not fit)."""
-    cases = get_suite(config.suite)
-    return [c.with_deployment(config.deployment) for c in cases] if config.deployment else cases
+    return _on_deployment(get_suite(config.suite), config.deployment)
 
 
 # What each key's value must be (bool is not an int here, an int is a float).
@@ -139,7 +138,8 @@ def _check_types(path: str | Path, raw: dict) -> None:
 
 def cascade_cases(config: EvolveConfig) -> list[Case]:
     """The public cases of the cascade's suite, on the config's deployment ([] without a cascade)."""
-    if not config.cascade:
-        return []
-    cases = get_suite(config.cascade["suite"])
-    return [c.with_deployment(config.deployment) for c in cases] if config.deployment else cases
+    return _on_deployment(get_suite(config.cascade["suite"]), config.deployment) if config.cascade else []
+
+
+def _on_deployment(cases: list[Case], deployment: str | None) -> list[Case]:
+    return [c.with_deployment(deployment) for c in cases] if deployment else cases

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.candidate import Candidate
+from harness.figures import FIGURES
 from harness.population import Inspiration, Population
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -22,9 +23,6 @@ FIELDS = {
              "parent_code", "inspirations", "attempts"),
     "feedback": ("error", "closest"),
 }
-# Summary figures shown for a program (those present in its row), in this order.
-SHOWN = ("gpu_balancedness", "oracle_gpu_balancedness", "oracle_gap_to_bound", "node_balancedness", "speedup",
-         "failures")
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,11 @@ def _number(value) -> str:
 
 
 def _figures(row: dict) -> str:
-    shown = [f"{k} {_number(row[k])}" for k in SHOWN if row.get(k) is not None]
+    """A program's summary figures (as :mod:`harness.figures` declares and formats them) and its failures."""
+    shown = [f"{f.name} {format(row[f.name], f.fmt)}" for f in FIGURES.values()
+             if f.summary and isinstance(row.get(f.name), int | float)]
+    if row.get("failures") is not None:
+        shown.append(f"failures {row['failures']}")
     return ", ".join(shown) or "(not scored yet)"
 
 

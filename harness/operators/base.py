@@ -17,13 +17,11 @@ from typing import Protocol
 from evaluator.registry import Registry, is_config_type
 from harness.candidate import Candidate
 from harness.diffs import DiffError, make_child
-from harness.population import Inspiration, Population
+from harness.population import Population
 
 # The evolve config's operators, by name; a config's options for one are checked against its fields.
 OPERATORS: Registry = Registry("operator", internal=("name",))
 
-
-__all__ = ["Inspiration", "Population"]  # what operators are given, from harness.population
 
 NO_POPULATION = Population()
 

@@ -76,10 +76,6 @@ class LLMOperator:
         self._conversations: dict[str, tuple] = {}
         self._lock = threading.Lock()
 
-    @property
-    def model_specs(self) -> list[ModelSpec]:
-        return list(self._models)
-
     def propose(self, parents: list[Candidate], rng: random.Random, population: Population = NO_POPULATION
                 ) -> Candidate:
         parent = parents[0]
@@ -93,7 +89,7 @@ class LLMOperator:
         if remembered is None:
             raise OperatorError(f"no conversation to revise {child.name} in")
         spec, messages, parent, asked = remembered
-        if asked > self.feedback_attempts:
+        if not self._attempt_left(asked):
             raise OperatorError(f"{child.name}: no feedback attempt left")
         messages = messages + [self._prompts.feedback_message(f"the child failed evaluation: {reason}", None)]
         return self._converse(parent, spec, messages, rng, asked + 1)
@@ -101,7 +97,11 @@ class LLMOperator:
     def can_revise(self, child: Candidate) -> bool:
         with self._lock:
             remembered = self._conversations.get(child.id)
-        return remembered is not None and remembered[3] <= self.feedback_attempts
+        return remembered is not None and self._attempt_left(remembered[3])
+
+    def _attempt_left(self, asked: int) -> bool:
+        """Whether a conversation that has asked ``asked`` times may ask once more."""
+        return asked <= self.feedback_attempts
 
     # -- one conversation ---------------------------------------------------------------------
     def _converse(self, parent: Candidate, spec: ModelSpec, messages: list[dict], rng: random.Random,
@@ -120,7 +120,7 @@ class LLMOperator:
                 child, skipped = self._child(parent, spec, answer)
             except DiffError as exc:
                 self._record(spec, client.temperature, parent, messages, asked, "unusable", str(exc), answer)
-                if asked > self.feedback_attempts:
+                if not self._attempt_left(asked):
                     raise OperatorError(f"{exc} (answer {asked} of {asked})") from None
                 messages = messages + [{"role": "assistant", "content": answer.text},
                                        self._prompts.feedback_message(str(exc), exc.closest)]

@@ -313,7 +313,7 @@ class Store:
         return pd.DataFrame.from_records(rows, columns=columns)
 
     def add_llm_calls(self, evolution: str, calls: list[dict]) -> None:
-        """Commit LLM calls (dicts with the keys of :data:`harness.llm.ledger.CALL_KEYS`); texts redacted."""
+        """Commit LLM calls (dicts with the keys of :data:`harness.store.schema.LLM_CALL_COLUMNS`); texts redacted."""
         with self.session() as s:
             for call in calls:
                 values = {k: call.get(k) for k in LLM_CALL_COLUMNS}
