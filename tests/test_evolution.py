@@ -290,3 +290,34 @@ def test_a_cascade_stops_children_below_their_parent_on_the_cheap_suite(tmp_path
     scored = store.evaluations_frame([stopped["candidate_id"]])
     assert set(scored["case_key"]) == {c.key for c in evolution.cascade}  # never scored on the main suite
     assert evolution.evaluations == 1 and stopped["candidate_id"] not in evolution.metrics
+
+
+def test_a_resumed_llm_run_carries_its_account_and_budget_on(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/h.db"
+    priced = {"llm": {"models": [{"model": "scripted", "usd_per_mtok": 1000.0}], "backoff_s": 0.05}}
+    with ScriptedChatServer(knob_tweak) as server:
+        priced["llm"]["models"][0]["base_url"] = server.url
+        path = write_config(tmp_path, parents=[ROUNDS], max_evaluations=2, islands=1, children_per_island=1,
+                            operators=priced)
+        assert main(["evolve", "--config", str(path), "--db", db]) == 0
+        first = Store(db).llm_calls_frame("t")
+        spent = float(first["cost_usd"].sum())
+        assert len(first) >= 2 and spent > 0
+        # Resumed with a budget already spent: no call is made, nothing is evaluated.
+        write_config(tmp_path, parents=[ROUNDS], max_evaluations=4, islands=1, children_per_island=1,
+                     operators=priced, max_cost_usd=spent)
+        capsys.readouterr()
+        assert main(["evolve", "--config", str(path), "--db", db, "--resume"]) == 0
+        assert "after 2 evaluations" in capsys.readouterr().out
+        assert len(server.requests) == len(first)
+        # Resumed with room: the run goes on, the account adds up, no call is stored twice.
+        write_config(tmp_path, parents=[ROUNDS], max_evaluations=4, islands=1, children_per_island=1,
+                     operators=priced)
+        assert main(["evolve", "--config", str(path), "--db", db, "--resume"]) == 0
+    out = capsys.readouterr().out
+    calls = Store(db).llm_calls_frame("t")
+    assert "after 4 evaluations" in out and f"llm: {len(calls)} calls" in out
+    assert len(calls) == len(server.requests) > len(first)
+    assert f"${calls['cost_usd'].sum():.4f}" in out
+    events = [json.loads(line) for line in (tmp_path / "out" / "t" / "events.jsonl").read_text().splitlines()]
+    assert sum(e["status"] == "llm call" for e in events) == len(calls)
