@@ -14,7 +14,7 @@ from evaluator.deployment import Deployment, DeploymentError
 from evaluator.presets import Preset, get_preset
 from evaluator.registry import Registry
 from evaluator.shipped import shipped
-from evaluator.traces import load_trace
+from evaluator.traces import TraceError, load_trace
 from evaluator.workloads import generate
 
 DEFAULT_WINDOWS = 4
@@ -109,8 +109,15 @@ class Case:
         return base.deployed(deployment, layers, experts)
 
     def history(self) -> np.ndarray:
-        """``[windows, L, E]`` token counts: int64, or float64 for a trace whose loads are not whole."""
+        """``[windows, L, E]`` token counts: int64, or float64 for a trace whose loads are not whole.
+
+        A traced case reads its file now (on a cluster, at the same path on the worker's
+        machine) and refuses one whose content is not the case's (TraceError).
+        """
         if self.trace is not None:
+            if self.trace_sha is not None and _content_hash(self.trace) != self.trace_sha:
+                raise TraceError(f"{self.trace}: its content changed since case {self.name} was made "
+                                 f"(hash {_content_hash(self.trace)}, the case's {self.trace_sha})")
             return as_counts(load_trace(self.trace, self.window))
         return generate(self.family, self.get_preset(), self.seed, self.windows, dict(self.params))
 

@@ -1,7 +1,8 @@
 """``eplb-harness`` command line: the parser built from :data:`harness.commands.COMMANDS`, and the error policy.
 
 Every command is one :class:`~harness.commands.common.Command` in ``harness/commands/``.
-Bad input of any kind ends here as one line on stderr and exit status 2.
+Bad input of any kind ends here as one line on stderr and exit status 2; a cluster that
+cannot run the work (unreachable, lost) as one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from harness.commands import COMMANDS
 from harness.commands.common import UsageError
+from harness.executors.base import ClusterError
 from harness.redact import redact
 
 
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -39,6 +39,7 @@ from harness import sandbox
 from harness.candidate import Candidate, ContractError, discover
 from harness.diffs import SOURCE_LOCK
 from harness.evolve_config import ConfigError, EvolveConfig, cascade_cases, load_config, suite_cases
+from harness.executors import Executor, LocalExecutor, open_executor
 from harness.figures import FIGURES, get_figure
 from harness.leaderboard import case_results, leaderboard
 from harness.novelty import policy_fingerprint
@@ -81,6 +82,7 @@ class Evolution:
 
     def __init__(self, config: EvolveConfig, store: Store, quiet: bool = True):
         self.config = config
+        self.executor: Executor = LocalExecutor()  # the cluster's while run() runs on one
         self.store = store
         self.quiet = quiet
         self.cases = suite_cases(config)
@@ -115,12 +117,14 @@ class Evolution:
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        events = self.out / "events.jsonl"
         state = {
             "generation": self.generation, "evaluations": self.evaluations, "elapsed": self.elapsed,
             "turn": self.turn, "waited_s": self.waited_s, "rng": _jsonable(self.rng.getstate()),
             "archives": [{cell: asdict(m) for cell, m in a.items()} for a in self.archives],
             "history": self.history, "metrics": self.metrics, "fingerprints": self.fingerprints,
             "cascade_fitness": self.cascade_fitness, "attempts": self.attempts, "llm_totals": self.llm_totals,
+            "events_bytes": events.stat().st_size if events.exists() else 0,
         }
         tmp = self._state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
@@ -138,6 +142,11 @@ class Evolution:
         self.attempts = state.get("attempts", {})
         for operator in self._ledgered():
             operator.ledger.restore(state.get("llm_totals", {}))
+        # A run killed after recording a step but before saving it redoes that step: forget its events.
+        if "events_bytes" in state:
+            with open(self.out / "events.jsonl", "r+b") as f:
+                f.truncate(state["events_bytes"])
+        self.store.delete_evolution_events(self.config.name, after_generation=self.generation)
 
     # -- evaluation ------------------------------------------------------------------------
     def _evaluate(self, candidates: list[Candidate], cases: list[Case] | None = None) -> dict[str, dict]:
@@ -147,6 +156,7 @@ class Evolution:
         run_config = RunConfig(
             limits=sandbox.Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb),
             jobs=self.config.jobs, repeats=3, quiet=self.quiet, time_runs=timed, time_per_preset=True,
+            executor=self.executor,
         )
         report = evaluate(self.store, candidates, cases, run_config, command=f"evolve {self.config.name}",
                           suite=self.config.suite)
@@ -475,6 +485,14 @@ class Evolution:
                                            "status": "llm call", **shown})) + "\n")
 
     def run(self, resume: bool = False) -> Member:
+        """Run to the budget (or go on from the saved state); the best member. Tasks run on ``config.cluster``."""
+        with open_executor(self.config.cluster) as self.executor:
+            try:
+                return self._run(resume)
+            finally:
+                self.executor = LocalExecutor()
+
+    def _run(self, resume: bool) -> Member:
         if resume and self._state_path.exists():
             self.load()
         else:

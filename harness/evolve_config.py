@@ -12,6 +12,7 @@ import yaml
 from evaluator.registry import is_config_type
 from evaluator.shipped import here_or_shipped
 from evaluator.suites import Case, get_suite
+from harness.executors.base import check_address
 from harness.figures import get_figure
 from harness.operators import build_operators
 
@@ -58,6 +59,8 @@ class EvolveConfig:
     novelty: bool = True
     # Stop proposing once the LLM calls cost this much (needs usd_per_mtok on the models).
     max_cost_usd: float | None = None
+    # A Dask scheduler (tcp://HOST:PORT) whose workers evaluate the children; None: this machine's pool.
+    cluster: str | None = None
 
 
 def load_config(path: str | Path) -> EvolveConfig:
@@ -101,7 +104,7 @@ _KEY_TYPES = {"name": str, "parents": list, "operators": dict, "suite": str, "fi
               "islands": int, "children_per_island": int, "max_evaluations": int, "max_seconds": (float, type(None)),
               "migration_interval": int, "elite_prob": float, "features": dict, "jobs": int, "timeout_s": float,
               "memory_mb": int, "out": str, "max_concurrent": int, "cascade": (dict, type(None)),
-              "novelty": bool, "max_cost_usd": (float, type(None))}
+              "novelty": bool, "max_cost_usd": (float, type(None)), "cluster": (str, type(None))}
 _POSITIVE = ("islands", "children_per_island", "max_evaluations", "migration_interval", "jobs", "timeout_s",
              "memory_mb", "max_concurrent", "max_cost_usd")
 
@@ -134,6 +137,11 @@ def _check_types(path: str | Path, raw: dict) -> None:
         ratio = cascade.get("min_ratio_to_parent", 1.0)
         if not is_config_type(ratio, float) or not 0 < ratio <= 2:
             raise ConfigError(f"{path}: cascade.min_ratio_to_parent must be a number in (0, 2], got {ratio!r}")
+    if raw.get("cluster") is not None:
+        try:
+            check_address(raw["cluster"])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: cluster: {exc}") from None
 
 
 def cascade_cases(config: EvolveConfig) -> list[Case]:

@@ -1,17 +1,18 @@
 """Evaluate candidates on cases: contained, parallel, resumable, fairly timed.
 
 Each task is a harness function that drives one sandboxed worker
-(:func:`harness.sandbox.run_tasks`): the candidate runs there, everything that judges it
-(validation, scoring, timing, the store) runs here. Three phases:
+(:func:`harness.sandbox.run_task`): the candidate runs there, everything that judges it
+(validation, scoring, timing) runs in harness code beside it, and the store is written here
+alone. Tasks run on this machine or on a Dask cluster (:mod:`harness.executors`). Three phases:
 
 1. **load**: each candidate is imported once in a worker; one that fails the
    contract is recorded as failed on every case and skipped.
-2. **score** (parallel, ``jobs`` workers): the t -> t+1 and oracle figures of each
-   (candidate, case) not yet in the store. Each result is committed as it arrives.
+2. **score** (parallel: ``jobs`` workers, or the cluster's): the t -> t+1 and oracle
+   figures of each (candidate, case) not yet in the store. Each result is committed as it arrives.
 3. **time** (serial, one worker at a time, nothing else running): the rebalance
    call of every scored candidate and of the baseline, case by case, on the same
    secret, unmemoisable inputs, so runtimes and their ratio to the baseline are taken
-   under the same conditions.
+   under the same conditions. A case's timings are taken on one machine and stored when all are in.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from evaluator.suites import Case
 from evaluator.validation import ConstraintViolation, InvalidPlacement
 from harness import sandbox
 from harness.candidate import Candidate, baseline
+from harness.executors import Executor, LocalExecutor
 from harness.store import Store
 
 
@@ -48,6 +50,8 @@ class RunConfig:
     time_runs: bool = True
     # Time one case per preset and deployment (:func:`timed_subset`) instead of every case.
     time_per_preset: bool = False
+    # Where tasks run: this machine's pool (``jobs`` wide) or a Dask cluster.
+    executor: Executor = field(default_factory=LocalExecutor)
 
 
 @dataclass
@@ -182,7 +186,7 @@ def _reusable_case_keys(store: Store, candidate: Candidate, config: RunConfig) -
 
 def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], config: RunConfig, report: RunReport):
     loadable = []
-    for index, outcome in sandbox.run_tasks(load_task, everyone, config.limits, config.jobs):
+    for index, outcome in config.executor.map(load_task, everyone, config.limits, config.jobs):
         candidate = everyone[index]
         if outcome.ok:
             loadable.append(candidate)
@@ -199,7 +203,7 @@ def _load_phase(store: Store, everyone: list[Candidate], cases: list[Case], conf
             )
             report.scored += 1
             report.failed += 1
-    # Keep the callers' order (run_tasks yields in completion order).
+    # Keep the callers' order (tasks are yielded in completion order).
     order = {c.id: i for i, c in enumerate(everyone)}
     return sorted(loadable, key=lambda c: order[c.id])
 
@@ -217,7 +221,7 @@ def _score_phase(store: Store, loadable: list[Candidate], cases: list[Case], con
             else:
                 todo.append((candidate, case))
     bar = Progress(len(todo), "score", config.quiet)
-    for index, outcome in sandbox.run_tasks(score_task, todo, config.limits, config.jobs):
+    for index, outcome in config.executor.map(score_task, todo, config.limits, config.jobs):
         candidate, case = todo[index]
         store.add_evaluation(
             report.run_id, candidate.id, case.to_dict(), outcome.value, outcome.failure_kind, outcome.reason,
@@ -253,20 +257,20 @@ def _time_phase(store: Store, loadable: list[Candidate], cases: list[Case], conf
     }
     # One secret seed per run: every candidate gets the same timing inputs, no candidate can know them.
     run_seed = secrets.randbits(32)
-    todo = [
-        (candidate, case, config.repeats, config.warmup, run_seed ^ i)
+    groups = [
+        [(candidate, case, config.repeats, config.warmup, run_seed ^ i)
+         for candidate in loadable if (candidate.id, case.key) in oracle]
         for i, case in enumerate(cases)
-        for candidate in loadable
-        if (candidate.id, case.key) in oracle
     ]
-    bar = Progress(len(todo), "time", config.quiet)
-    # jobs=1: one timed worker at a time, nothing else competing for the CPU.
-    for index, outcome in sandbox.run_tasks(time_task, todo, config.limits, jobs=1):
-        candidate, case, *_ = todo[index]
-        kind, reason = outcome.failure_kind, outcome.reason
-        if outcome.ok:
-            reason = timed_balance_failure(outcome.value["gpu_balancedness"], oracle[(candidate.id, case.key)])
-            kind = sandbox.INVALID if reason else None
-        store.add_timing(report.run_id, candidate.id, case.key, None if kind else outcome.value, kind, reason)
-        bar.update(kind is not None)
+    groups = [g for g in groups if g]
+    bar = Progress(sum(map(len, groups)), "time", config.quiet)
+    # One case at a time, its tasks in turn on one machine, nothing else competing for the CPU.
+    for index, outcomes in config.executor.map_groups(time_task, groups, config.limits):
+        for (candidate, case, *_), outcome in zip(groups[index], outcomes, strict=True):
+            kind, reason = outcome.failure_kind, outcome.reason
+            if outcome.ok:
+                reason = timed_balance_failure(outcome.value["gpu_balancedness"], oracle[(candidate.id, case.key)])
+                kind = sandbox.INVALID if reason else None
+            store.add_timing(report.run_id, candidate.id, case.key, None if kind else outcome.value, kind, reason)
+            bar.update(kind is not None)
     bar.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import optuna
@@ -20,6 +20,7 @@ import optuna
 from evaluator.suites import Case
 from harness import sandbox
 from harness.candidate import Candidate
+from harness.executors import Executor, LocalExecutor
 from harness.knobs import Knob, bake, declared_knobs, find_literals
 from harness.leaderboard import case_results, leaderboard
 from harness.runner import RunConfig, evaluate
@@ -49,6 +50,7 @@ class TuneSettings:
     jobs: int = 1
     repeats: int = 3
     quiet: bool = False  # else one line per finished trial on stderr
+    executor: Executor = field(default_factory=LocalExecutor)  # where trials' tasks run
 
 
 def tunable_knobs(candidate: Candidate, literals: bool) -> list[Knob]:
@@ -87,7 +89,7 @@ class Objective:
 
     def _run(self, child: Candidate, cases: list[Case], timed: bool):
         config = RunConfig(limits=self.settings.limits, jobs=self.settings.jobs, repeats=self.settings.repeats,
-                           quiet=True, time_runs=timed)
+                           quiet=True, time_runs=timed, executor=self.settings.executor)
         report = evaluate(self.store, [child], cases, config, command="tune", suite=None)
         per_case = case_results(self.store, [c.key for c in cases], [child.id, report.baseline_id],
                                 report.baseline_id)

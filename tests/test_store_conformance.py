@@ -102,6 +102,16 @@ def test_evolution_events_are_read_back_in_order_with_keys_redacted(store_url):
     assert store.evolution_events_frame("other").empty
 
 
+def test_events_of_later_generations_are_deleted_for_one_evolution_only(store_url):
+    store = Store(store_url)
+    for evolution in ("e", "f"):
+        for generation in (1, 2, 3):
+            store.add_evolution_events(evolution, generation, [{"island": 0, "operator": "knobs", "status": "x"}])
+    store.delete_evolution_events("e", after_generation=1)
+    assert store.evolution_events_frame("e")["generation"].tolist() == [1]
+    assert store.evolution_events_frame("f")["generation"].tolist() == [1, 2, 3]
+
+
 def test_llm_calls_are_read_back_in_order_with_every_field_and_keys_redacted(store_url):
     store = Store(store_url)
     call = {"model": "m", "base_url": "http://127.0.0.1:8000/v1", "temperature": 0.7, "parent_id": CHILD.id,

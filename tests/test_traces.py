@@ -236,3 +236,13 @@ def test_synthetic_trace_is_labelled_reproducible_and_loadable(tmp_path):
     assert windows.shape == (3, 32, 8) and (windows >= 0).all()
     # Heavy tails and drift: the hottest expert carries well above its share, and it moves.
     assert (windows.max(axis=2) / windows.mean(axis=2)).mean() > 1.5
+
+
+def test_a_trace_edited_after_its_case_was_made_is_refused_when_read(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.ones((4, 2, 8)))
+    case = Case.from_trace(str(path), deployment="slots=8,gpus=2,nodes=1")
+    assert case.history().shape == (4, 2, 8)
+    np.save(path, np.full((4, 2, 8), 2.0))
+    with pytest.raises(TraceError, match="content changed since case"):
+        case.history()

@@ -28,12 +28,13 @@ class BenchCommand(Command):
         add_common(parser, "deployment", "suite")
         parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls per preset (after warm-up)")
         add_common(parser, "sweep")
-        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out="results/bench")
+        add_common(parser, "out", "db", "jobs", "cluster", "timeout", "memory_mb", "quiet", out="results/bench")
 
     def run(self, args: argparse.Namespace) -> int:
         from evaluator.suites import get_suite
         from harness import sandbox
         from harness.bench import bench_table, timed_cases
+        from harness.executors import open_executor
         from harness.runner import RunConfig
         from harness.store import Store
 
@@ -42,10 +43,11 @@ class BenchCommand(Command):
         cases = get_suite(args.suite)
         if args.deployment:  # the balance columns too, on the suite's cases of these presets
             cases = [c.with_deployment(args.deployment) for c in cases if c.preset in presets]
-        config = RunConfig(limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb), jobs=args.jobs,
-                           repeats=args.repeats, warmup=3, quiet=args.quiet)
         candidates = with_knob_variants(checked_candidates(candidate_specs(args, builtin_by_default=True)), args.sweep)
-        table = bench_table(Store(args.db), candidates, cases, timing, config, args.suite)
+        with open_executor(args.cluster) as executor:
+            config = RunConfig(limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                               jobs=args.jobs, repeats=args.repeats, warmup=3, quiet=args.quiet, executor=executor)
+            table = bench_table(Store(args.db), candidates, cases, timing, config, args.suite)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "bench.csv", index=False)

@@ -47,6 +47,15 @@ def positive_float(text: str) -> float:
     return value
 
 
+def scheduler_address(text: str) -> str:
+    from harness.executors.base import check_address
+
+    try:
+        return check_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def seed_list(text: str) -> list[int]:
     """``0-4`` or ``0,1,2``: the seeds a comparison repeats every case with."""
     try:
@@ -87,6 +96,9 @@ COMMON_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
                                  "help": "wall-time limit of one case in the sandbox, seconds (default %(default)g)"}),
     "memory_mb": (("--memory-mb",), {"type": positive_int, "default": Limits.memory_mb, "metavar": "MB",
                                      "help": "memory a sandbox worker may add, MiB (default %(default)d)"}),
+    "cluster": (("--cluster",), {"type": scheduler_address, "metavar": "tcp://HOST:PORT",
+                                 "help": "run the tasks on this Dask scheduler's workers (default: this machine; "
+                                         "for evolve, the config's cluster:)"}),
     "seed": (("--seed",), {"type": int, "metavar": "N", "help": "seed of this command's own randomness"}),
     "sweep": (("--sweep",), {"action": "append", "default": [], "metavar": "KNOB=V1,V2,...",
                              "help": "also run each candidate that declares KNOB with these values baked in "

@@ -27,12 +27,14 @@ class CompareCommand(Command):
             "--seeds", type=seed_list, default=list(range(5)), help="FIRST-LAST or a comma list (default 0-4)"
         )
         parser.add_argument("--confidence", type=float, default=0.95, help="level of the t-intervals (default 0.95)")
-        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out="results/compare")
+        add_common(parser, "out", "db", "jobs", "cluster", "timeout", "memory_mb", "quiet", out="results/compare")
 
     def run(self, args: argparse.Namespace) -> int:
         import pandas as pd
 
+        from harness import sandbox
         from harness.comparison import COMPARED, LOCALITY, compare_table, paired_differences, reseeded, verdict_counts
+        from harness.executors import open_executor
         from harness.leaderboard import case_results
         from harness.runner import RunConfig, evaluate
         from harness.store import Store
@@ -45,14 +47,10 @@ class CompareCommand(Command):
         if len(candidate) != 1 or len(reference) > 1:
             raise UsageError("compare takes one candidate file and at most one --against file")
         store = Store(args.db)
-        report = evaluate(
-            store,
-            candidate + reference,
-            cases,
-            RunConfig(jobs=args.jobs, quiet=args.quiet, time_runs=False),
-            command="compare",
-            suite=args.suite,
-        )
+        limits = sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+        with open_executor(args.cluster) as executor:
+            config = RunConfig(limits=limits, jobs=args.jobs, quiet=args.quiet, time_runs=False, executor=executor)
+            report = evaluate(store, candidate + reference, cases, config, command="compare", suite=args.suite)
         reference_id = reference[0].id if reference else report.baseline_id
         per_case = case_results(store, [c.key for c in cases], report.candidate_ids, report.baseline_id)
         differences = paired_differences(per_case, cases, candidate[0].id, reference_id)

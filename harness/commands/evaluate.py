@@ -31,7 +31,7 @@ class EvaluateCommand(Command):
         parser.add_argument("--window", type=positive_int, help="records summed per trace window (format default)")
         add_common(parser, "deployment")
         add_common(parser, "sweep")
-        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", out=None,
+        add_common(parser, "out", "db", "jobs", "cluster", "timeout", "memory_mb", out=None,
                    shown={"out": "results/run-N, N the run's id"})
         parser.add_argument("--repeats", type=positive_int, default=5, help="timed calls per case (after warm-up)")
         parser.add_argument("--force", action="store_true", help="re-evaluate even when the store has the result")
@@ -46,6 +46,7 @@ class EvaluateCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from harness import sandbox
         from harness.candidate import Candidate, ContractError, check_source, discover
+        from harness.executors import open_executor
         from harness.leaderboard import SUMMARY_COLUMNS, case_results, format_table, leaderboard
         from harness.runner import RunConfig, evaluate
         from harness.store import Store
@@ -74,17 +75,19 @@ class EvaluateCommand(Command):
             return 1
 
         store = Store(args.db)
-        config = RunConfig(
-            limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
-            jobs=args.jobs,
-            repeats=args.repeats,
-            force=args.force,
-            quiet=args.quiet,
-            time_runs=not args.no_timing,
-            time_per_preset=args.time_per_preset,
-        )
         command = "eplb-harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        report = evaluate(store, candidates, cases, config, command=command, suite=args.suite)
+        with open_executor(args.cluster) as executor:
+            config = RunConfig(
+                limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                jobs=args.jobs,
+                repeats=args.repeats,
+                force=args.force,
+                quiet=args.quiet,
+                time_runs=not args.no_timing,
+                time_per_preset=args.time_per_preset,
+                executor=executor,
+            )
+            report = evaluate(store, candidates, cases, config, command=command, suite=args.suite)
         for name, reason in report.broken.items():
             print(f"error: {reason}", file=sys.stderr)
             broken[name] = reason

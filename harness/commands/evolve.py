@@ -19,7 +19,7 @@ class EvolveCommand(Command):
         parser.add_argument("--config", required=True, help="evolve config (YAML)")
         add_common(parser, "seed")
         parser.add_argument("--resume", action="store_true", help="continue the run saved in the output folder")
-        add_common(parser, "db", "quiet")
+        add_common(parser, "cluster", "db", "quiet")
 
     def run(self, args: argparse.Namespace) -> int:
         import sys
@@ -31,6 +31,8 @@ class EvolveCommand(Command):
             config = load_config(args.config)
             if args.seed is not None:
                 config.seed = args.seed
+            if args.cluster is not None:
+                config.cluster = args.cluster
             evolution = Evolution(config, Store(args.db), quiet=args.quiet)
             best = evolution.run(resume=args.resume)
         except ConfigError as exc:

@@ -39,13 +39,15 @@ class ReplayCommand(Command):
         parser.add_argument("--expert-mb", type=float, default=0.0, help="size of one expert's weights, MiB")
         add_common(parser, "sweep")  # its variants are the points of tradeoff.png
         # A replay is one case: its time limit covers the whole trace, hence the longer default.
-        add_common(parser, "out", "jobs", "timeout", "memory_mb", "quiet", out="results/replay", timeout=600.0)
+        add_common(parser, "out", "jobs", "cluster", "timeout", "memory_mb", "quiet", out="results/replay",
+                   timeout=600.0)
 
     def run(self, args: argparse.Namespace) -> int:
         import pandas as pd
 
         from evaluator.replay import ReplayPolicy
         from harness import sandbox
+        from harness.executors import open_executor
         from harness.plots import plot_migration_tradeoff, plot_timeline
         from harness.replay_summary import replay_totals, window_table
         from harness.runner import Progress, replay_task
@@ -66,15 +68,15 @@ class ReplayCommand(Command):
         frames: dict[int, pd.DataFrame] = {}
         failed = 0
         bar = Progress(len(candidates), "replay", args.quiet)
-        for index, outcome in sandbox.run_tasks(
-            replay_task, [(c, case, policy) for c in candidates], limits, jobs=args.jobs
-        ):
-            bar.update(not outcome.ok)
-            if not outcome.ok:
-                print(f"error: {candidates[index].name}: {outcome.failure_kind}: {outcome.reason}", file=sys.stderr)
-                failed += 1
-                continue
-            frames[index] = pd.DataFrame(outcome.value).assign(candidate=candidates[index].name)
+        with open_executor(args.cluster) as executor:
+            for index, outcome in executor.map(replay_task, [(c, case, policy) for c in candidates], limits, args.jobs):
+                bar.update(not outcome.ok)
+                if not outcome.ok:
+                    print(f"error: {candidates[index].name}: {outcome.failure_kind}: {outcome.reason}",
+                          file=sys.stderr)
+                    failed += 1
+                    continue
+                frames[index] = pd.DataFrame(outcome.value).assign(candidate=candidates[index].name)
         bar.close()
         if not frames:
             return 1

@@ -43,13 +43,14 @@ class TuneCommand(Command):
         add_common(parser, "seed")
         parser.add_argument("--export", help="tuned candidate file (default results/tuned/NAME_tuned.py)")
         parser.add_argument("--pick", type=int, default=0, help="Pareto point to export, by decreasing balancedness")
-        add_common(parser, "out", "db", "jobs", "timeout", "memory_mb", "quiet", out=None,
+        add_common(parser, "out", "db", "jobs", "cluster", "timeout", "memory_mb", "quiet", out=None,
                    shown={"out": "results/tune/STUDY"})
 
     def run(self, args: argparse.Namespace) -> int:
         from evaluator.suites import private_cases
         from harness import sandbox
         from harness.candidate import check_source, from_file
+        from harness.executors import open_executor
         from harness.samplers import make_sampler
         from harness.store import Store
         from harness.tuning import (
@@ -70,20 +71,22 @@ class TuneCommand(Command):
             make_sampler(sampler, args.seed, multi_objective=args.objective == "pareto")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        settings = TuneSettings(
-            objective=args.objective,
-            sampler=sampler,
-            literals=args.literals,
-            seed=args.seed,
-            limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
-            jobs=args.jobs,
-            quiet=args.quiet,
-        )
         study_name = args.study or f"{candidate.name}-{args.objective}"
         store = Store(args.db)
         if args.private:
             cases = private_cases(cases, store.suite_secret())
-        study, objective = tune(candidate, store, cases, args.trials, study_name, args.storage, settings)
+        with open_executor(args.cluster) as executor:
+            settings = TuneSettings(
+                objective=args.objective,
+                sampler=sampler,
+                literals=args.literals,
+                seed=args.seed,
+                limits=sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                jobs=args.jobs,
+                quiet=args.quiet,
+                executor=executor,
+            )
+            study, objective = tune(candidate, store, cases, args.trials, study_name, args.storage, settings)
         out = Path(args.out or f"results/tune/{study_name}")
         out.mkdir(parents=True, exist_ok=True)
         trial_table(study).to_csv(out / "trials.csv", index=False)

@@ -278,55 +278,76 @@ class Worker:
         self.close()
 
 
+class _LiveWorkers:
+    """The workers of a run in progress, so that stopping the run kills them all at once."""
+
+    def __init__(self) -> None:
+        self._workers: set[Worker] = set()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def add(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.add(worker)
+
+    def discard(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self._lock:
+            for worker in self._workers:
+                worker.kill()
+
+
+def run_task(fn: Callable[[Worker, Any], Any], payload: Any, limits: Limits = DEFAULT_LIMITS,
+             live: _LiveWorkers | None = None) -> Outcome:
+    """``fn(worker, payload)`` with a fresh worker that ends with it, as an :class:`Outcome`.
+
+    ``fn`` runs here and drives the worker; it raises :class:`TaskFailure` (the worker's
+    handle does) to report a failure. Any other exception is the harness's and propagates.
+    """
+    started = time.monotonic()
+    worker = None
+    try:
+        if live is not None and live.stopping.is_set():
+            raise TaskFailure(TIMEOUT, "the run was stopped")
+        worker = Worker(limits)
+        if live is not None:
+            live.add(worker)
+        value = fn(worker, payload)
+        return Outcome(value=value, elapsed_s=time.monotonic() - started)
+    except TaskFailure as exc:
+        return Outcome(failure_kind=exc.kind, reason=one_line(str(exc)), elapsed_s=time.monotonic() - started)
+    finally:
+        if worker is not None:
+            worker.close()
+            if live is not None:
+                live.discard(worker)
+
+
 def run_tasks(
     fn: Callable[[Worker, Any], Any],
     payloads: Iterable[Any],
     limits: Limits = DEFAULT_LIMITS,
     jobs: int = 1,
 ) -> Iterator[tuple[int, Outcome]]:
-    """Run ``fn(worker, payload)`` for each payload, each with its own fresh worker.
-
-    ``fn`` runs in the harness (in one of ``jobs`` threads) and drives the worker; it
-    raises :class:`TaskFailure` (the worker's handle does) to report a failure.
+    """:func:`run_task` for each payload, ``jobs`` at a time, each with its own fresh worker.
 
     Yields:
         ``(index, outcome)`` in completion order, ``index`` being the payload's position.
     """
     payloads = list(payloads)
-    live: set[Worker] = set()
-    lock = threading.Lock()
-    stopping = threading.Event()
-
-    def one(index: int, payload: Any) -> tuple[int, Outcome]:
-        started = time.monotonic()
-        worker = None
-        try:
-            if stopping.is_set():
-                raise TaskFailure(TIMEOUT, "the run was stopped")
-            worker = Worker(limits)
-            with lock:
-                live.add(worker)
-            value = fn(worker, payload)
-            return index, Outcome(value=value, elapsed_s=time.monotonic() - started)
-        except TaskFailure as exc:
-            elapsed = time.monotonic() - started
-            return index, Outcome(failure_kind=exc.kind, reason=one_line(str(exc)), elapsed_s=elapsed)
-        finally:
-            if worker is not None:
-                worker.close()
-                with lock:
-                    live.discard(worker)
-
+    live = _LiveWorkers()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="eplb-task")
-    futures = [pool.submit(one, i, p) for i, p in enumerate(payloads)]
+    futures = {pool.submit(run_task, fn, p, limits, live): i for i, p in enumerate(payloads)}
     try:
         for future in as_completed(futures):
-            yield future.result()
+            yield futures[future], future.result()
     finally:
-        stopping.set()
+        live.stopping.set()
         for future in futures:
             future.cancel()
-        with lock:
-            for worker in live:
-                worker.kill()
+        live.stop()
         pool.shutdown(wait=True)

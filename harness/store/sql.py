@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
@@ -311,6 +311,13 @@ class Store:
         with self.session() as s:
             rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(query)]
         return pd.DataFrame.from_records(rows, columns=columns)
+
+    def delete_evolution_events(self, evolution: str, after_generation: int) -> None:
+        """Forget the events of generations after ``after_generation`` (a resumed run redoes them)."""
+        with self.session() as s:
+            s.execute(delete(EvolutionEventRow).where(EvolutionEventRow.evolution == evolution,
+                                                      EvolutionEventRow.generation > after_generation))
+            s.commit()
 
     def add_llm_calls(self, evolution: str, calls: list[dict]) -> None:
         """Commit LLM calls (dicts with the keys of :data:`harness.store.schema.LLM_CALL_COLUMNS`); texts redacted."""
