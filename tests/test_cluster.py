@@ -243,8 +243,9 @@ def test_an_evolve_run_on_the_cluster_killed_with_the_harness_resumes_to_the_sam
 def test_replay_and_compare_on_the_cluster_give_the_local_figures(cluster, tmp_path, capsys):
     trace = str(ROOT / "traces" / "real" / "harmoeny_qwen15moe_bookcorpus.npy")
     replay = ["replay", FAST, "--trace", trace, "--preset", "qwen1.5-moe-a2.7b", "--every", "2", "--quiet"]
-    assert main([*replay, "--out", str(tmp_path / "here")]) == 0
-    assert main([*replay, "--out", str(tmp_path / "there"), "--cluster", cluster.address]) == 0
+    assert main([*replay, "--out", str(tmp_path / "here"), "--db", f"sqlite:///{tmp_path}/r.db"]) == 0
+    assert main([*replay, "--out", str(tmp_path / "there"), "--db", f"sqlite:///{tmp_path}/r.db",
+                 "--cluster", cluster.address]) == 0
     here, there = ((tmp_path / d / "replay.csv").read_text() for d in ("here", "there"))
     assert here == there and len(here.splitlines()) > 3
     compare = ["compare", FAST, "--suite", "smoke", "--preset", "gpt-oss-120b", "--seeds", "0-1", "--quiet"]

@@ -67,6 +67,10 @@ def test_the_installed_wheel_evaluates_every_builtin_from_another_directory(tmp_
                       "--no-timing", "--quiet", "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path / "o2"))
     assert by_path.returncode == 0 and "| vectorized_greedy" in by_path.stdout, by_path.stderr
     assert not list(elsewhere.iterdir())  # nothing written where it was run
+    # The report's script and style are package data: an installed harness writes a working site.
+    report = harness("report", "--db", f"sqlite:///{tmp_path}/h.db", "--out", str(tmp_path / "site"))
+    assert report.returncode == 0, report.stderr
+    assert {p.name for p in (tmp_path / "site" / "assets").iterdir()} == {"report.css", "report.js"}
 
 
 def test_no_candidate_and_no_builtin_is_a_usage_error(capsys):

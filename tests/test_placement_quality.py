@@ -86,7 +86,8 @@ def test_replay_sweep_writes_tradeoff_plot_and_one_row_per_knob_value(tmp_path):
     out = tmp_path / "replay"
     result = subprocess.run([*run, "replay", "candidates/deepseek_baseline.py", "candidates/joint_count_search.py",
                              "--trace", str(trace), "--preset", "mixtral-8x7b", "--window", "1",
-                             "--sweep", "MIGRATION_THRESHOLD=0,0.05", "--out", str(out)],
+                             "--sweep", "MIGRATION_THRESHOLD=0,0.05", "--out", str(out),
+                             "--db", f"sqlite:///{tmp_path}/r.db"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     totals = pd.read_csv(out / "totals.csv")

@@ -14,6 +14,7 @@ from evaluator.migration import migration
 from evaluator.presets import get_preset
 from evaluator.replay import ReplayPolicy, estimate, replay
 from harness.policy import build_log2phy
+from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 MIX = get_preset("mixtral-8x7b")  # 32 layers, 8 experts, 16 slots on 4 GPUs
@@ -92,7 +93,8 @@ def test_replay_command_prints_table_and_writes_timeline(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "harness", "replay", str(ROOT / "candidates" / "deepseek_baseline.py"),
          str(ROOT / "candidates" / "vectorized_greedy.py"), "--trace", str(trace), "--preset", "mixtral-8x7b",
-         "--window", "2", "--every", "2", "--estimator", "sliding", "--out", str(tmp_path / "out")],
+         "--window", "2", "--every", "2", "--estimator", "sliding", "--out", str(tmp_path / "out"),
+         "--db", f"sqlite:///{tmp_path}/r.db"],
         capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "deepseek_baseline:bal" in result.stdout and "vectorized_greedy:copies" in result.stdout
@@ -101,6 +103,9 @@ def test_replay_command_prints_table_and_writes_timeline(tmp_path):
     assert (records.loc[~records["rebalanced"], "copies_transferred"] == 0).all()
     assert (records["copies_transferred"] <= records["slots_changed"]).all()
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
+    stored = Store(f"sqlite:///{tmp_path}/r.db").replays_frame()  # the report's timeline reads these
+    assert stored["candidate"].tolist() == ["deepseek_baseline", "vectorized_greedy"]
+    assert stored["policy"][0]["estimator"] == "sliding" and [len(r) for r in stored["records"]] == [5, 5]
 
 
 def test_bad_policy_is_refused():
@@ -114,7 +119,7 @@ def test_replay_takes_a_deployment_instead_of_a_preset(tmp_path):
     (trace := tmp_path / "t.json").write_text(
         json.dumps({"load_history": [{"logical_expert_load": s.tolist()} for s in steps]}))
     base = [sys.executable, "-m", "harness", "replay", str(ROOT / "candidates" / "vectorized_greedy.py"),
-            "--trace", str(trace), "--window", "1", "--out", str(tmp_path / "out")]
+            "--trace", str(trace), "--window", "1", "--out", str(tmp_path / "out"), "--db", f"sqlite:///{tmp_path}/r.db"]
     result = subprocess.run(base + ["--deployment", "slots=12,gpus=4,nodes=2,groups=2,group_local=required"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr

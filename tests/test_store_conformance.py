@@ -112,6 +112,18 @@ def test_events_of_later_generations_are_deleted_for_one_evolution_only(store_ur
     assert store.evolution_events_frame("f")["generation"].tolist() == [1, 2, 3]
 
 
+def test_replays_are_read_back_per_run_and_candidate_with_their_records(store_url):
+    store = Store(store_url)
+    store.add_candidate(CHILD)
+    run = store.start_run("replay", None)
+    records = [{"window": 1, "rebalanced": True, "gpu_balancedness": 0.9, "copies_transferred": 3}]
+    store.add_replay(run, CHILD.id, "trace:t.npy@mixtral-8x7b", {"every": 2, "estimator": "last"}, records)
+    replays = store.replays_frame()
+    assert replays[["run_id", "case", "candidate_id", "candidate"]].values.tolist() == [
+        [run, "trace:t.npy@mixtral-8x7b", CHILD.id, CHILD.name]]
+    assert replays["records"][0] == records and replays["policy"][0] == {"every": 2, "estimator": "last"}
+
+
 def test_llm_calls_are_read_back_in_order_with_every_field_and_keys_redacted(store_url):
     store = Store(store_url)
     call = {"model": "m", "base_url": "http://127.0.0.1:8000/v1", "temperature": 0.7, "parent_id": CHILD.id,

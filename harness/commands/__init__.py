@@ -16,6 +16,7 @@ from harness.commands.evolve import EvolveCommand
 from harness.commands.leaderboard import LeaderboardCommand
 from harness.commands.presets import PresetsCommand
 from harness.commands.replay import ReplayCommand
+from harness.commands.report import ReportCommand
 from harness.commands.sandbox import SandboxCommand
 from harness.commands.suites import SuitesCommand
 from harness.commands.synth_trace import SynthTraceCommand
@@ -31,6 +32,7 @@ COMMANDS: list[Command] = [
     SynthTraceCommand(),
     BenchCommand(),
     CompareCommand(),
+    ReportCommand(),
     SandboxCommand(),
     PresetsCommand(),
     SuitesCommand(),

@@ -39,10 +39,12 @@ class ReplayCommand(Command):
         parser.add_argument("--expert-mb", type=float, default=0.0, help="size of one expert's weights, MiB")
         add_common(parser, "sweep")  # its variants are the points of tradeoff.png
         # A replay is one case: its time limit covers the whole trace, hence the longer default.
-        add_common(parser, "out", "jobs", "cluster", "timeout", "memory_mb", "quiet", out="results/replay",
+        add_common(parser, "out", "db", "jobs", "cluster", "timeout", "memory_mb", "quiet", out="results/replay",
                    timeout=600.0)
 
     def run(self, args: argparse.Namespace) -> int:
+        from dataclasses import asdict
+
         import pandas as pd
 
         from evaluator.replay import ReplayPolicy
@@ -51,6 +53,7 @@ class ReplayCommand(Command):
         from harness.plots import plot_migration_tradeoff, plot_timeline
         from harness.replay_summary import replay_totals, window_table
         from harness.runner import Progress, replay_task
+        from harness.store import Store
 
         case = cases_of(args)[0]
         try:
@@ -65,6 +68,10 @@ class ReplayCommand(Command):
             raise UsageError(str(exc)) from None
         candidates = with_knob_variants(checked_candidates(candidate_specs(args)), args.sweep)
         limits = sandbox.Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+        store = Store(args.db)
+        for candidate in candidates:
+            store.add_candidate(candidate)
+        run_id = store.start_run("replay", None)
         frames: dict[int, pd.DataFrame] = {}
         failed = 0
         bar = Progress(len(candidates), "replay", args.quiet)
@@ -76,8 +83,10 @@ class ReplayCommand(Command):
                           file=sys.stderr)
                     failed += 1
                     continue
+                store.add_replay(run_id, candidates[index].id, case.name, asdict(policy), outcome.value)
                 frames[index] = pd.DataFrame(outcome.value).assign(candidate=candidates[index].name)
         bar.close()
+        store.end_run(run_id)
         if not frames:
             return 1
         records = pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)  # in the order given

@@ -9,8 +9,8 @@ so a second run neither loses nor duplicates one.
 
 from harness.store.interface import ResultStore, StoreError
 from harness.store.schema import retry_on_schema_race
-from harness.store.sql import DEFAULT_URL, Store
+from harness.store.sql import DEFAULT_URL, Store, shown_url
 from harness.store.version import EVAL_VERSION, SCORING_CODE, scoring_code_version
 
 __all__ = ["DEFAULT_URL", "EVAL_VERSION", "SCORING_CODE", "ResultStore", "Store", "StoreError",
-           "retry_on_schema_race", "scoring_code_version"]
+           "retry_on_schema_race", "scoring_code_version", "shown_url"]

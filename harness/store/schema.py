@@ -126,6 +126,18 @@ LLM_CALL_COLUMNS = tuple(c.name for c in LLMCallRow.__table__.columns
                          if c.name not in ("id", "evolution", "created_at"))
 
 
+class ReplayRow(Base):
+    """One candidate's replay of one case: every window's record (``evaluator.replay``), as JSON."""
+
+    __tablename__ = "replays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    candidate_id: Mapped[str] = mapped_column(ForeignKey("candidates.id"))
+    case_name: Mapped[str] = mapped_column(Text)
+    policy_json: Mapped[str] = mapped_column(Text)  # every, estimator, span, alpha, expert_bytes
+    records_json: Mapped[str] = mapped_column(Text)  # [{window, rebalanced, gpu_balancedness, ...}, ...]
+
+
 class SecretRow(Base):
     """Values a store keeps for itself alone, e.g. the seed of its private suites."""
 

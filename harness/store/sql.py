@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import secrets
@@ -25,6 +26,7 @@ from harness.store.schema import (
     EvaluationRow,
     EvolutionEventRow,
     LLMCallRow,
+    ReplayRow,
     RunRow,
     SecretRow,
     TimingRow,
@@ -66,7 +68,8 @@ def _package_versions() -> dict:
 _CANDIDATE_FIELDS = ("name", "source", "path", "description", "origin", "diff")
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and reports."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -99,13 +102,13 @@ class Store:
             retry_on_schema_race(lambda: Base.metadata.create_all(self.engine))
             add_missing_columns(self.engine)
         except (ArgumentError, NoSuchModuleError) as exc:
-            raise StoreError(f"--db {_shown(url)}: {exc}") from None
+            raise StoreError(f"--db {shown_url(url)}: {exc}") from None
         except ImportError as exc:
-            raise StoreError(f"--db {_shown(url)}: its driver {exc.name!r} is not installed "
+            raise StoreError(f"--db {shown_url(url)}: its driver {exc.name!r} is not installed "
                              f"(for PostgreSQL, postgresql+psycopg2://... uses the installed one)") from None
         except (OperationalError, DBAPIError) as exc:
             first = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
-            raise StoreError(f"cannot open the results store {_shown(url)}: {first}") from None
+            raise StoreError(f"cannot open the results store {shown_url(url)}: {first}") from None
         # Forked workers must not close the parent's connections (PostgreSQL sockets).
         os.register_at_fork(after_in_child=lambda: self.engine.dispose(close=False))
 
@@ -339,6 +342,26 @@ class Store:
         columns = ["evolution", *LLM_CALL_COLUMNS, "created_at"]
         with self.session() as s:
             rows = [{c: getattr(r, c) for c in columns} for r in s.scalars(query)]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def add_replay(self, run_id: int, candidate_id: str, case_name: str, policy: dict, records: list[dict]) -> None:
+        """Commit one candidate's replay: the per-window records ``evaluator.replay`` returns."""
+        with self.session() as s:
+            s.add(ReplayRow(run_id=run_id, candidate_id=candidate_id, case_name=case_name,
+                            policy_json=json.dumps(policy, sort_keys=True), records_json=json.dumps(records)))
+            s.commit()
+
+    def replays_frame(self):
+        """One row per (replay run, candidate): run_id, created_at, case, policy (dict), candidate, records (list)."""
+        import pandas as pd
+
+        query = (select(ReplayRow, CandidateRow.name, RunRow.started_at)
+                 .join(CandidateRow, CandidateRow.id == ReplayRow.candidate_id)
+                 .join(RunRow, RunRow.id == ReplayRow.run_id).order_by(ReplayRow.id))
+        columns = ["run_id", "created_at", "case", "policy", "candidate_id", "candidate", "records"]
+        with self.session() as s:
+            rows = [(r.run_id, started, r.case_name, json.loads(r.policy_json), r.candidate_id, name,
+                     json.loads(r.records_json)) for r, name, started in s.execute(query)]
         return pd.DataFrame.from_records(rows, columns=columns)
 
     def add_timing(
