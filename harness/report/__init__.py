@@ -11,6 +11,8 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from harness.report import collect, pages
 from harness.store import Store
 
@@ -45,26 +47,30 @@ def build_report(store: Store, out: str | Path, suite: str | None = None, deploy
                 wanted.add(node["id"])
             stack.extend(node["parents"])
     wanted |= set(replays["candidate_id"]) if not replays.empty else set()
+    for study in studies:  # the trials' children, recorded by the tune command
+        wanted |= set(study["trials"].get("user_attrs_candidate_id", pd.Series(dtype=str)).dropna())
     for run_id, rows in (replays.groupby("run_id") if not replays.empty else []):
         files[f"replays/{int(run_id)}.html"] = pages.replay_page(int(run_id), rows, generated)
-    known = set()
+    names: dict[str, str] = {}
     for cid in sorted(wanted):
         try:
             candidate = store.get_candidate(cid)
         except KeyError:
             continue
-        known.add(cid)
-        parent = None
-        if candidate.parent_ids:
-            try:
-                parent = store.get_candidate(candidate.parent_ids[0])
-            except KeyError:
-                parent = None
+        names[cid] = candidate.name
         files[f"candidates/{cid}.html"] = pages.candidate_page(
-            candidate, parent, boards, store.evaluations_frame([cid]), generated)
+            candidate, _parent(store, candidate), boards, store.evaluations_frame([cid]), generated)
     for study in studies:
-        files[f"tune/{pages.slug(study['name'])}.html"] = pages.tune_page(study, storage or "", known, generated)
+        files[f"tune/{pages.slug(study['name'])}.html"] = pages.tune_page(study, storage or "", names, generated)
     return _write(Path(out), files)
+
+
+def _parent(store: Store, candidate):
+    """The candidate's first parent (its diff is shown against it), or None."""
+    try:
+        return store.get_candidate(candidate.parent_ids[0]) if candidate.parent_ids else None
+    except KeyError:
+        return None
 
 
 def _write(out: Path, files: dict[str, str]) -> Path:

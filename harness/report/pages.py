@@ -327,20 +327,23 @@ def replay_page(run_id: int, rows: pd.DataFrame, generated: str) -> str:
     return page(f"Replay {run_id}", "".join(parts), depth=1, generated=generated)
 
 
-def tune_page(study: dict, storage: str, known: set[str], generated: str) -> str:
+def tune_page(study: dict, storage: str, names: dict[str, str], generated: str) -> str:
+    """A study's trials; ``names``: the store's candidates by id (a trial's child links to its page)."""
     trials = study["trials"].copy()
-    columns = [c for c in trials.columns if c in ("number", "state") or c.startswith(("values_", "params_"))]
+    values = {f"values_{i}": f"value {i} ({d})" for i, d in enumerate(study["directions"])}
+    trials = trials.rename(columns=values)
+    columns = [c for c in trials.columns if c in ("number", "state") or c in values.values() or c.startswith("params_")]
     if "user_attrs_candidate_id" in trials:
-        trials["candidate"] = trials["user_attrs_candidate_id"]
-        trials["candidate_id"] = trials["user_attrs_candidate_id"].where(trials["user_attrs_candidate_id"].isin(known))
+        ids = trials["user_attrs_candidate_id"]
+        trials["candidate"] = [names.get(c, c) for c in ids]
+        trials["candidate_id"] = ids.where(ids.isin(list(names)))
         columns.append("candidate")
     if "user_attrs_failure" in trials:
         trials["failure"] = trials["user_attrs_failure"]
         columns.append("failure")
-    values = {c: ".4f" for c in columns if c.startswith("values_")}
     parts = [f'<p>Directions: {escape(", ".join(study["directions"]))}; {len(trials)} trials. A live view of the '
              f'same storage: <code>optuna-dashboard {escape(storage)}</code>.</p>',
-             _table(trials, columns, values)]
+             _table(trials, columns, dict.fromkeys(values.values(), ".4f"))]
     return page(f"Tune study {study['name']}", "".join(parts), depth=1, generated=generated)
 
 
