@@ -84,6 +84,11 @@ def _label_order(pts: pd.DataFrame, front: pd.DataFrame, y: str) -> list:
 
 
 def plot_pareto(table: pd.DataFrame, path: Path) -> Path:
+    return _save(pareto_figure(table), path)
+
+
+def pareto_figure(table: pd.DataFrame) -> plt.Figure:
+    """Balance against runtime, the front joined, labels placed (:func:`_label_points`)."""
     fig, ax = plt.subplots(figsize=(7.5, 5), layout="constrained")
     pts = table.dropna(subset=["runtime_ms", "gpu_balancedness"])
     others = pts[pts["candidate"] != BASELINE]
@@ -104,7 +109,7 @@ def plot_pareto(table: pd.DataFrame, path: Path) -> Path:
     omitted = _label_points(ax, [pts.loc[i, "runtime_ms"] for i in order],
                             [pts.loc[i, "gpu_balancedness"] for i in order], [pts.loc[i, "candidate"] for i in order])
     _omitted_note(ax, omitted)
-    return _save(fig, path)
+    return fig
 
 
 def plot_gap_heatmap(per_case: pd.DataFrame, table: pd.DataFrame, path: Path) -> Path:
@@ -138,6 +143,10 @@ def plot_ranking(table: pd.DataFrame, path: Path, column: str = "gpu_balancednes
 
 
 def plot_progress(history: list[dict], path: Path) -> Path:
+    return _save(progress_figure(history), path)
+
+
+def progress_figure(history: list[dict]) -> plt.Figure:
     """Best and median archive fitness per generation, one colour per island."""
     df = pd.DataFrame(history)
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -151,7 +160,7 @@ def plot_progress(history: list[dict], path: Path) -> Path:
     ax.set_title("Evolution progress")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
 def plot_timeline(records: pd.DataFrame, path: Path) -> Path:

@@ -14,7 +14,7 @@ from evaluator.suites import get_suite
 from harness.cli import main
 from harness.labels import place_labels
 from harness.leaderboard import case_results, leaderboard
-from harness.plots import plot_gap_heatmap, plot_pareto
+from harness.plots import pareto_figure, plot_gap_heatmap, plot_pareto, progress_figure
 from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +97,41 @@ def test_the_pngs_draw_thirty_candidates_without_a_layout_warning(tmp_path):
         plot_pareto(table, tmp_path / "pareto.png")
         plot_gap_heatmap(per_case, table, tmp_path / "heatmap.png")
     assert (tmp_path / "pareto.png").stat().st_size > 20_000
+
+
+def crowded_table(n: int = 30) -> pd.DataFrame:
+    rng = random.Random(2)
+    names = ["deepseek_baseline", "vectorized_greedy"] + [f"rounds_swap~llm{i}" for i in range(n)]
+    table = pd.DataFrame({"candidate": names, "runtime_ms": [rng.uniform(1, 500) for _ in names],
+                          "gpu_balancedness": [rng.uniform(0.78, 0.85) for _ in names]})
+    table.loc[1, ["runtime_ms", "gpu_balancedness"]] = table.loc[0, ["runtime_ms", "gpu_balancedness"]] * 1.001
+    return table
+
+
+def test_the_pareto_png_has_no_two_labels_overlapping_and_labels_the_baseline():
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(crowded_table())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text() and t.get_transform() == ax.transData]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    plt.close(fig)
+    assert "deepseek_baseline" in [t.get_text() for t in labels] and len(labels) >= 15
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), "two labels overlap"
+
+
+def test_the_progress_png_has_whole_generation_ticks():
+    import matplotlib.pyplot as plt
+
+    fig = progress_figure([{"generation": g, "island": 0, "best": 0.8 + g / 100, "median": 0.79} for g in (1, 2, 3)])
+    fig.canvas.draw()
+    ticks = fig.axes[0].get_xticks()
+    plt.close(fig)
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
 
 
 # -- in a browser -------------------------------------------------------------------------
