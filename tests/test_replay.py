@@ -104,7 +104,7 @@ def test_replay_command_prints_table_and_writes_timeline(tmp_path):
     assert (records["copies_transferred"] <= records["slots_changed"]).all()
     assert (tmp_path / "out" / "timeline.png").stat().st_size > 10_000
     stored = Store(f"sqlite:///{tmp_path}/r.db").replays_frame()  # the report's timeline reads these
-    assert stored["candidate"].tolist() == ["deepseek_baseline", "vectorized_greedy"]
+    assert sorted(stored["candidate"]) == ["deepseek_baseline", "vectorized_greedy"]  # in completion order
     assert stored["policy"][0]["estimator"] == "sliding" and [len(r) for r in stored["records"]] == [5, 5]
 
 
