@@ -115,9 +115,10 @@ class Case:
         machine) and refuses one whose content is not the case's (TraceError).
         """
         if self.trace is not None:
-            if self.trace_sha is not None and _content_hash(self.trace) != self.trace_sha:
+            found = None if self.trace_sha is None else _content_hash(self.trace)
+            if found != self.trace_sha:
                 raise TraceError(f"{self.trace}: its content changed since case {self.name} was made "
-                                 f"(hash {_content_hash(self.trace)}, the case's {self.trace_sha})")
+                                 f"(hash {found}, the case's {self.trace_sha})")
             return as_counts(load_trace(self.trace, self.window))
         return generate(self.family, self.get_preset(), self.seed, self.windows, dict(self.params))
 

@@ -1,11 +1,19 @@
-"""Label placement that avoids collisions: for the PNG plots and the report's SVG charts alike.
+"""Which points of a chart to label first, and where: for the PNG plots and the report's SVG charts alike.
 
-Greedy, in priority order: each label tries eight spots around its point and takes the first
-that overlaps no label placed before it, no point marker and stays inside the plot. A label
-with no free spot is left out (the report shows it on hover; a plot lists it in its legend).
+The priority (:func:`label_order`): the baseline, then the Pareto front (:func:`pareto_front`),
+then the rest, best first. The placement (:func:`place_labels`), greedy in that order: each
+label tries eight spots around its point and takes the first that overlaps no label placed
+before it, no point marker and stays inside the plot. A label with no free spot is left out
+(the report shows it on hover; a PNG counts it in its caption).
 """
 
 from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+BASELINE = "deepseek_baseline"  # the reference every chart draws apart and labels first
 
 # Spots tried around a point, as multiples of (label width, label height) offsets from it:
 # right, left, above, below, then the four diagonals.
@@ -42,3 +50,23 @@ def place_labels(points: list[tuple[float, float]], sizes: list[tuple[float, flo
                 break
         out.append(spot)
     return out
+
+
+def pareto_front(table: pd.DataFrame, x: str = "runtime_ms", y: str = "gpu_balancedness") -> pd.DataFrame:
+    """Rows not dominated by another (lower ``x`` and higher ``y`` are better), sorted by ``x``."""
+    pts = table.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
+    best = -math.inf
+    keep = []
+    for idx, value in pts[y].items():
+        if value > best:
+            keep.append(idx)
+            best = value
+    return pts.loc[keep]
+
+
+def label_order(pts: pd.DataFrame, front: pd.DataFrame, y: str) -> list:
+    """Row labels of ``pts``: the baseline first, then the front, then the rest by ``y``, best first."""
+    rest = pts.drop(index=front.index).sort_values(y, ascending=False)
+    order = list(front.index) + list(rest.index)
+    base = [i for i in order if pts.loc[i, "candidate"] == BASELINE]
+    return base + [i for i in order if i not in base]

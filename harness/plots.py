@@ -17,9 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.labels import place_labels  # noqa: E402
-
-BASELINE = "deepseek_baseline"
+from harness.labels import BASELINE, label_order, pareto_front, place_labels  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -63,26 +61,6 @@ def _omitted_note(ax: plt.Axes, omitted: int) -> None:
                 transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.4")
 
 
-def pareto_front(table: pd.DataFrame, x: str = "runtime_ms", y: str = "gpu_balancedness") -> pd.DataFrame:
-    """Rows not dominated by another (lower ``x`` and higher ``y`` are better), sorted by ``x``."""
-    pts = table.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False])
-    best = -np.inf
-    keep = []
-    for idx, value in pts[y].items():
-        if value > best:
-            keep.append(idx)
-            best = value
-    return pts.loc[keep]
-
-
-def _label_order(pts: pd.DataFrame, front: pd.DataFrame, y: str) -> list:
-    """The baseline first, then the front, then the rest by ``y``, best first."""
-    rest = pts.drop(index=front.index).sort_values(y, ascending=False)
-    order = list(front.index) + list(rest.index)
-    base = [i for i in order if pts.loc[i, "candidate"] == BASELINE]
-    return base + [i for i in order if i not in base]
-
-
 def plot_pareto(table: pd.DataFrame, path: Path) -> Path:
     return _save(pareto_figure(table), path)
 
@@ -105,7 +83,7 @@ def pareto_figure(table: pd.DataFrame) -> plt.Figure:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
     ax.margins(x=0.25, y=0.12)
-    order = _label_order(pts, front, "gpu_balancedness")
+    order = label_order(pts, front, "gpu_balancedness")
     omitted = _label_points(ax, [pts.loc[i, "runtime_ms"] for i in order],
                             [pts.loc[i, "gpu_balancedness"] for i in order], [pts.loc[i, "candidate"] for i in order])
     _omitted_note(ax, omitted)

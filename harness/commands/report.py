@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.commands.common import Command, UsageError, add_common
-
-DEFAULT_STORAGE = "sqlite:///results/optuna.db"  # the tune command's default
+from harness.commands.tune import DEFAULT_STORAGE
 
 
 class ReportCommand(Command):

@@ -15,6 +15,8 @@ from harness.commands.common import (
 )
 from harness.samplers import SAMPLERS
 
+DEFAULT_STORAGE = "sqlite:///results/optuna.db"  # the Optuna storage of tune studies (report reads it too)
+
 
 class TuneCommand(Command):
     name = "tune"
@@ -25,7 +27,7 @@ class TuneCommand(Command):
         parser.add_argument("--trials", type=positive_int, required=True, help="trials this process runs")
         parser.add_argument("--study", help="study name (default CANDIDATE-OBJECTIVE); workers sharing it share trials")
         parser.add_argument(
-            "--storage", default="sqlite:///results/optuna.db", help="Optuna storage URL (PostgreSQL for many workers)"
+            "--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (PostgreSQL for many workers)"
         )
         add_common(parser, "suite", "preset", "deployment", suite="smoke")
         parser.add_argument("--objective", choices=["balance", "runtime", "combined", "pareto"], default="balance",

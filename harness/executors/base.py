@@ -32,8 +32,6 @@ class ClusterError(Exception):
 
 
 class Executor(Protocol):
-    where: str  # in words, for messages: "the local pool" or "Dask cluster tcp://..."
-
     def map(self, fn: Task, payloads: list, limits: Limits, jobs: int) -> Iterator[tuple[int, Outcome]]:
         """``(index, outcome)`` of every payload, in completion order (``jobs``: the local pool's width)."""
 

@@ -104,14 +104,6 @@ class DaskExecutor:
             raise ClusterError(f"no worker joined the Dask scheduler at {self.address} "
                                f"within {self.workers_timeout_s:g} s") from None
 
-    @property
-    def where(self) -> str:
-        return f"Dask cluster {self.address}"
-
-    def workers(self) -> list[str]:
-        """The addresses of the workers the scheduler knows now."""
-        return sorted(self._client.scheduler_info(n_workers=-1)["workers"])
-
     def map(self, fn: Task, payloads: list, limits: sandbox.Limits, jobs: int
             ) -> Iterator[tuple[int, sandbox.Outcome]]:
         from distributed import as_completed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 from harness import sandbox
 from harness.executors.base import EXECUTORS, Task
@@ -14,8 +13,6 @@ from harness.executors.base import EXECUTORS, Task
 @dataclass
 class LocalExecutor:
     """Tasks on this machine, ``jobs`` at a time; timing groups in turn, one task at a time."""
-
-    where: ClassVar[str] = "the local pool"
 
     def map(self, fn: Task, payloads: list, limits: sandbox.Limits, jobs: int
             ) -> Iterator[tuple[int, sandbox.Outcome]]:

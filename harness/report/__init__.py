@@ -35,7 +35,7 @@ def build_report(store: Store, out: str | Path, suite: str | None = None, deploy
         wanted |= set(board.table["candidate_id"])
     trees = {}
     for run in runs:
-        wanted |= {c for c in run.events["candidate_id"].dropna()}
+        wanted |= set(run.events["candidate_id"].dropna())
         tree = collect.lineage(store, run.best_id) if run.best_id else None
         trees[run.name] = tree
         files[f"evolve/{pages.slug(run.name)}.html"] = pages.evolve_page(run, tree, generated)

@@ -14,11 +14,11 @@ from html import escape
 import pandas as pd
 
 from harness.figures import FIGURES
+from harness.labels import BASELINE, label_order, pareto_front
 from harness.replay_summary import replay_totals
 from harness.report import svg
 from harness.report.collect import Board, EvolveRun
 
-BASELINE = "deepseek_baseline"
 OWN_DEPLOYMENT = "each preset's own"
 
 
@@ -54,12 +54,20 @@ def _num(value) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _text_cell(value) -> str:
+    """A cell showing ``value`` as text; a missing one as a dash (sorted last)."""
+    missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) or value == ""
+    if missing:
+        return '<td data-v="" class="na">–</td>'
+    shown = escape(str(value))
+    return f'<td data-v="{shown}">{shown}</td>'
+
+
 def _cell(value, fmt: str = ".4f") -> str:
+    """A numeric cell formatted with ``fmt`` (its exact value in ``data-v``, for sorting); text otherwise."""
     v = _num(value)
     if v is None:
-        shown = "" if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA \
-            else escape(str(value))
-        return f'<td data-v="{shown}">{shown}</td>' if shown else '<td data-v="" class="na">–</td>'
+        return _text_cell(value)
     return f'<td data-v="{v!r}" class="num">{format(v, fmt)}</td>'
 
 
@@ -101,16 +109,9 @@ def pareto_chart(table: pd.DataFrame, depth: int = 0) -> str:
                if untimed else "")
     if pts.empty:
         return '<p class="empty">no timed candidate on this board: the Pareto front needs runtimes</p>'
-    # The front: no other candidate is at least as fast and at least as balanced.
-    order = pts.sort_values(["speedup", "gpu_balancedness"], ascending=[False, False])
-    front, best = [], -math.inf
-    for idx, row in order.iterrows():
-        if row["gpu_balancedness"] > best:
-            front.append(idx)
-            best = row["gpu_balancedness"]
-    rest = [i for i in pts.sort_values("gpu_balancedness", ascending=False).index if i not in front]
-    base = [i for i in pts.index if pts.loc[i, "candidate"] == BASELINE]
-    ranked = base + [i for i in front + rest if i not in base]
+    # The front: no other candidate is at least as fast and at least as balanced (higher speed-up is better).
+    front = pareto_front(pts.assign(slowdown=-pts["speedup"]), x="slowdown").index
+    ranked = label_order(pts, pts.loc[front], "gpu_balancedness")
     points = [{"x": float(pts.loc[i, "speedup"]), "y": float(pts.loc[i, "gpu_balancedness"]),
                "label": str(pts.loc[i, "candidate"]), "href": candidate_href(pts.loc[i, "candidate_id"], depth),
                "highlight": pts.loc[i, "candidate"] == BASELINE} for i in ranked]
@@ -217,9 +218,7 @@ def _table(frame: pd.DataFrame, columns: list[str], fmts: dict | None = None, de
             elif c in FIGURES or c in fmts:
                 cells.append(_cell(value, fmts.get(c) or FIGURES[c].fmt))
             else:
-                shown = "" if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) \
-                    else escape(str(value))
-                cells.append(f'<td data-v="{shown}">{shown}</td>')
+                cells.append(_text_cell(value))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 

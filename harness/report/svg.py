@@ -118,11 +118,13 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, log_x: bool = False, f
     spots = place_labels(xy, sizes, (LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM), marker=5)
     for p, (x, y), spot in zip(points, xy, spots, strict=True):
         tip = f"{p['label']}: {ylabel} {p['y']:.4f}, {xlabel} {p['x']:.3g}"
-        mark = (f'<path d="M{x:.1f} {y - 7:.1f} L{x + 7:.1f} {y:.1f} L{x:.1f} {y + 7:.1f} L{x - 7:.1f} {y:.1f} Z" '
-                f'class="point highlight"' if p.get("highlight") else f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" '
-                'class="point"')
-        body.append(f'<a href="{escape(p["href"])}" data-label="{escape(tip)}">{mark}><title>{escape(tip)}</title>'
-                    f'{"</path>" if p.get("highlight") else "</circle>"}</a>')
+        title = f"<title>{escape(tip)}</title>"
+        if p.get("highlight"):  # the baseline: a hollow diamond, drawn where a circle would hide it
+            mark = (f'<path d="M{x:.1f} {y - 7:.1f} L{x + 7:.1f} {y:.1f} L{x:.1f} {y + 7:.1f} L{x - 7:.1f} {y:.1f} Z" '
+                    f'class="point highlight">{title}</path>')
+        else:
+            mark = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" class="point">{title}</circle>'
+        body.append(f'<a href="{escape(p["href"])}" data-label="{escape(tip)}">{mark}</a>')
         if spot is not None:
             body.append(f'<text x="{spot[0]:.1f}" y="{spot[1] + FONT:.1f}" class="label">{escape(p["label"])}</text>')
     shown = sum(s is not None for s in spots)
