@@ -27,7 +27,8 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     db, storage = f"sqlite:///{tmp}/h.db", f"sqlite:///{tmp}/optuna.db"
     fast, rounds = str(CANDIDATES / "vectorized_greedy.py"), str(CANDIDATES / "rounds_swap.py")
-    assert main(["evaluate", fast, rounds, "--suite", "smoke", "--repeats", "1", "--db", db, "--quiet",
+    assert main(["evaluate", fast, rounds, "--sweep", "GROUP_LOCAL=0", "--suite", "smoke", "--repeats", "1", "--db", db,
+                 "--quiet",
                  "--out", str(tmp / "eval")]) == 0
     config = {"name": "demo-run", "parents": [str(CANDIDATES / "deepseek_baseline.py"), fast], "suite": "smoke",
               "seed": 3, "islands": 1, "children_per_island": 2, "max_evaluations": 4,
@@ -193,17 +194,26 @@ def test_the_report_in_headless_chromium(site):
         timed = [runtimes[n] for n in by_runtime if pd.notna(runtimes[n])]
         assert sorted(by_runtime) == sorted(complete) and len(timed) >= 2 and timed == sorted(timed)
         assert all(pd.isna(runtimes[n]) for n in by_runtime[len(timed):])
-        Select(driver.find_element("id", "f-origin")).select_by_visible_text("knobs")
+        # The sweep's variants are the rows of origin "sweep"; the evolve run's children score on its private
+        # twin of smoke, so which of them (if any) reach this board depends on the run.
         rows = driver.find_elements("css selector", "section.board:not(.hidden) table.leaderboard tbody tr")
-        shown = [r for r in rows if r.is_displayed()]
-        assert shown and len(shown) < len(rows) and all(r.get_attribute("data-origin") == "knobs" for r in shown)
-        # The evolve run's page: its lineage links to the best's page, which shows its diff.
-        driver.get((site["dir"] / "evolve" / "demo-run.html").as_uri())
-        assert errors(driver) == [] and driver.find_elements("css selector", "svg.chart polyline")
-        driver.find_element("css selector", "ul.tree > li > a").click()
+        origins = [r.get_attribute("data-origin") for r in rows]
+        assert origins.count("sweep") == 2 and origins.count("file") >= 3
+        Select(driver.find_element("id", "f-origin")).select_by_visible_text("sweep")
+        assert [o for r, o in zip(rows, origins, strict=True) if r.is_displayed()] == ["sweep", "sweep"]
+        # A sweep variant's row links to its page, which shows its diff against its parent.
+        driver.find_element("xpath", "//section[not(contains(@class,'hidden'))]//tr[@data-origin='sweep']//a").click()
         diff = driver.find_element("css selector", "pre.diff")
         assert diff.find_elements("css selector", "span.add") and diff.find_elements("css selector", "span.del")
         assert errors(driver) == []
+        # The evolve run's page: the root of its lineage links to the best's page.
+        events = store.evolution_events_frame("demo-run")
+        archived = events[(events["status"] == "archived") & (events["generation"] == events["generation"].max())]
+        best = store.get_candidate(archived.sort_values("fitness").iloc[-1]["candidate_id"]).name
+        driver.get((site["dir"] / "evolve" / "demo-run.html").as_uri())
+        assert errors(driver) == [] and driver.find_elements("css selector", "svg.chart polyline")
+        driver.find_element("css selector", "ul.tree > li > a").click()
+        assert errors(driver) == [] and driver.find_element("css selector", "h1").text == best
         for page in ("runs.html", *(f"{d}/{p.name}" for d in ("replays", "tune") for p in (site["dir"] / d).iterdir())):
             driver.get((site["dir"] / page).as_uri())
             assert errors(driver) == [], page
