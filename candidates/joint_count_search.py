@@ -27,6 +27,10 @@ nodes with the same packer, then solves each node as a row.
 Given ``previous_phy2log`` (the placement in force), a layer keeps it, repaired by a few
 swaps, unless the fresh placement lowers its max GPU load by more than
 ``MIGRATION_THRESHOLD``: every moved copy is a weight transfer.
+
+With ``FORECAST = 1`` and ``load_history`` (the windows before this one), it places for a
+forecast of the next window instead of the window seen (:func:`_forecast`): the window
+after is what the placement will serve.
 """
 
 import numpy as np
@@ -41,11 +45,17 @@ SCREEN_STEPS = 2
 PARTNERS = 4
 MIGRATION_THRESHOLD = 0.01
 MIGRATION_SWAPS = 2
+# 1: place for a forecast of the next window from load_history (see _forecast); 0: the window seen.
+FORECAST = 0
+# Two windows alone cannot tell noise from drift: a mean squared log change above this is taken as drift.
+DRIFT_THRESHOLD = 0.08
 # 1: DeepSeek's rule, expert groups kept whole on nodes when num_groups % num_nodes == 0;
 # 0: groups free (balances better, at the cost of a group's tokens crossing nodes).
 GROUP_LOCAL = 1
 KNOBS = {
     "GROUP_LOCAL": ("int", 0, 1),
+    "FORECAST": ("int", 0, 1),
+    "DRIFT_THRESHOLD": ("float", 0.0, 1.0),
     "MIGRATION_THRESHOLD": ("float", 0.0, 0.2),
     "MIGRATION_SWAPS": ("int", 0, 16),
     "STARTS": ("int", 1, 11),
@@ -359,6 +369,43 @@ def _follow_previous(w: np.ndarray, fresh: np.ndarray, previous: np.ndarray, num
     return kept
 
 
+def _robust_variance(d: np.ndarray) -> np.ndarray:
+    """``[L]`` variance of the zero-centred differences ``d [k, L, E]`` per layer, from their median size.
+
+    The median ignores the few experts whose load jumps in a burst.
+    """
+    return (np.median(np.abs(d.transpose(1, 0, 2).reshape(d.shape[1], -1)), axis=1) / 0.6745) ** 2
+
+
+def _forecast(w: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """Forecast ``[L, E]`` of the next window from ``w [L, E]`` and the windows before it, ``history [k, L, E]``.
+
+    A local-level model of each expert's log load: every window is a level plus noise
+    (variance ``r``), and the level takes a random step between windows (variance ``q``).
+    Per layer, differences one window apart have variance ``q + 2r`` and two apart
+    ``2q + 2r``, which separates them; stationary traffic (``q = 0``) then averages the
+    windows, drifting traffic follows the latest. A Kalman filter gives each level; the
+    forecast keeps the latest window's total.
+    """
+    x = np.log(np.concatenate([history, w[None]]) + 0.5)
+    x -= x.mean(axis=2, keepdims=True)  # log shares, up to a per-window constant
+    near = _robust_variance(x[1:] - x[:-1])
+    if len(x) >= 3:
+        step = np.maximum(_robust_variance(x[2:] - x[:-2]) - near, 0.0)
+    else:
+        step = np.where(near > DRIFT_THRESHOLD, near / 2, 0.0)
+    noise = np.maximum((near - step) / 2, 1e-4)[:, None]
+    step = step[:, None]
+    level, spread = x[0], noise
+    for window in x[1:]:
+        prior = spread + step
+        gain = prior / (prior + noise)
+        level = level + gain * (window - level)
+        spread = (1 - gain) * prior
+    forecast = np.exp(level)
+    return forecast * (w.sum(axis=1, keepdims=True) / forecast.sum(axis=1, keepdims=True))
+
+
 def rebalance_experts(
     weight: torch.Tensor,
     num_replicas: int,
@@ -366,14 +413,18 @@ def rebalance_experts(
     num_nodes: int,
     num_gpus: int,
     previous_phy2log: torch.Tensor | None = None,
+    load_history: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``weight [L, E]`` -> ``phy2log [L, P]``, ``log2phy [L, E, R]`` (-1 padded), ``logcnt [L, E]``.
 
     With ``previous_phy2log [L, P]`` (the placement in force), a layer keeps it, repaired
     by a few swaps, unless a fresh placement lowers its max GPU load by more than
-    ``MIGRATION_THRESHOLD``; every moved copy costs a weight transfer.
+    ``MIGRATION_THRESHOLD``; every moved copy costs a weight transfer. With ``FORECAST``
+    and ``load_history [k, L, E]`` (k >= 1), it places for :func:`_forecast`.
     """
     w = weight.double().cpu().numpy()
+    if FORECAST and load_history is not None and len(load_history):
+        w = _forecast(w, load_history.double().cpu().numpy())
     num_layers, num_log = w.shape
     real_nodes = num_nodes
     if num_groups % num_nodes or not GROUP_LOCAL:

@@ -21,6 +21,7 @@ from evaluator.estimators import ESTIMATORS, Estimator
 from evaluator.metrics import placement_balance
 from evaluator.migration import Migration, migration
 from evaluator.presets import Preset
+from evaluator.scoring import history_before
 from evaluator.validation import validate_on
 
 
@@ -57,7 +58,8 @@ def estimate(windows: np.ndarray, t: int, policy: ReplayPolicy) -> np.ndarray:
 def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset, policy: ReplayPolicy) -> list[dict]:
     """One record per scored window ``t = 1 .. T-1`` (see module docstring).
 
-    ``rebalance`` is called with ``previous_phy2log``, the placement in force (None at first).
+    ``rebalance`` is called with ``previous_phy2log``, the placement in force (None at first),
+    and ``load_history``, the windows before ``t - 1`` (the estimate's latest).
     """
     records = []
     current = None
@@ -66,8 +68,10 @@ def replay(rebalance: Callable[..., object], windows: np.ndarray, preset: Preset
         moved = Migration(0, 0, 0.0, 0.0)
         if rebalanced:
             weight = torch.from_numpy(np.ascontiguousarray(estimate(windows, t, policy)))
+            # The windows seen before the latest one the estimate used (t - 1).
             output = rebalance(weight, *preset.rebalance_args(),
-                               previous_phy2log=None if current is None else current[0])
+                               previous_phy2log=None if current is None else current[0],
+                               load_history=history_before(windows, t - 1))
             placement = validate_on(output, preset)
             if current is not None:
                 moved = migration(current[0].numpy(), placement[0].numpy(), preset.num_nodes, preset.num_gpus,

@@ -19,23 +19,35 @@ from evaluator.validation import validate_on
 
 RebalanceFn = Callable[..., object]
 
+# The most windows a policy is shown as ``load_history``: what a deployed balancer would
+# keep, and a bound on what crosses into the sandbox per call.
+HISTORY_WINDOWS = 8
+
+
+def history_before(windows: np.ndarray, t: int) -> torch.Tensor:
+    """``load_history [k, L, E]``: the last :data:`HISTORY_WINDOWS` windows of ``windows [T, L, E]`` before ``t``."""
+    return torch.from_numpy(np.ascontiguousarray(windows[max(0, t - HISTORY_WINDOWS):t]))
+
 
 def compute_placements(
     rebalance: RebalanceFn, history: np.ndarray, preset: Preset
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Validated ``(phy2log, log2phy, logcnt)`` for each window of ``history [T, L, E]``.
 
-    ``rebalance(weight, *shape, previous_phy2log=...)`` receives the placement it
-    produced for the window before (None for the first), as a deployed balancer would.
+    ``rebalance(weight, *shape, previous_phy2log=..., load_history=...)`` receives the
+    placement it produced for the window before (None for the first) and the windows
+    before this one (:func:`history_before`), as a deployed balancer would; never a
+    window after the one it balances.
 
     Raises:
         evaluator.validation.InvalidPlacement: when any window's output is not a placement
             (:class:`~evaluator.validation.ConstraintViolation` when the deployment forbids it).
     """
     placements = []
-    for window in history:
+    for t, window in enumerate(history):
         previous = placements[-1][0] if placements else None
-        output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args(), previous_phy2log=previous)
+        output = rebalance(torch.from_numpy(window.copy()), *preset.rebalance_args(), previous_phy2log=previous,
+                           load_history=history_before(history, t))
         placements.append(validate_on(output, preset))
     return placements
 
@@ -83,9 +95,10 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
               warmup: int = 1, seed: int = 0) -> dict:
     """Timing of the rebalance call alone, each call on a fresh input (:func:`evaluator.timing.timing_windows`).
 
-    ``timed_rebalance(weight, *shape, previous_phy2log=...)`` returns ``(output, seconds)``.
-    Each call is given the placement the call before returned, its experts renamed as
-    this call's are, as a deployed balancer would be given the placement in force. Every
+    ``timed_rebalance(weight, *shape, previous_phy2log=..., load_history=...)`` returns
+    ``(output, seconds)``. Each call is given the placement the call before returned and
+    the windows before its own (:func:`history_before`), their experts renamed as this
+    call's are, as a deployed balancer would be given them. Every
     output is validated and scored on its own input: ``gpu_balancedness`` is their mean
     (same window), so a policy that answers timed calls with a stale or cheaper placement
     shows it.
@@ -97,7 +110,10 @@ def time_case(timed_rebalance: TimedRebalanceFn, history: np.ndarray, preset: Pr
     args = preset.rebalance_args()
     samples, balance, previous = [], [], None
     for i, (window, perm) in enumerate(inputs):
-        output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous)
+        # timing_windows cycles over the windows: this input is window i % T, renamed.
+        renamed = np.take_along_axis(history[:i % len(history)], perm[None], axis=2)
+        output, seconds = timed_rebalance(torch.from_numpy(window), *args, previous_phy2log=previous,
+                                          load_history=history_before(renamed, len(renamed)))
         placement = validate_on(output, preset)
         if i >= warmup:
             samples.append(seconds)

@@ -14,7 +14,10 @@ and optionally
   the composed policy of :mod:`harness.policy`. It may also take the keyword
   ``previous_phy2log`` (``[L, P]``, the placement in force, or None on the first call):
   the harness passes it in multi-window evaluation and replay, so a policy can keep
-  what already sits on the GPUs instead of moving expert weights.
+  what already sits on the GPUs instead of moving expert weights. It may take the keyword
+  ``load_history`` (``[k, L, E]``, the windows observed before ``weight``, oldest first,
+  at most :data:`evaluator.scoring.HISTORY_WINDOWS` of them, ``k = 0`` on the first
+  call): a policy can then place for the traffic to come rather than the window seen.
 
 Source is only parsed here (:func:`check_source`); it is executed only by
 :func:`load_module`, which the sandbox calls inside a worker process.
@@ -164,28 +167,40 @@ def load_module(candidate: Candidate) -> types.ModuleType:
     return module
 
 
-def accepts_previous_placement(fn: Callable) -> bool:
-    """Whether ``fn`` takes the optional ``previous_phy2log`` keyword (or any keyword)."""
+# What the harness can tell a policy beside the window, as optional keywords.
+CONTEXT_KEYWORDS = ("previous_phy2log", "load_history")
+
+
+def accepted_context(fn: Callable) -> tuple[str, ...]:
+    """Which of :data:`CONTEXT_KEYWORDS` ``fn`` takes (all of them when it takes ``**kwargs``)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return False
-    return any(p.name == "previous_phy2log" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        return ()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return CONTEXT_KEYWORDS
+    names = {p.name for p in params}
+    return tuple(k for k in CONTEXT_KEYWORDS if k in names)
 
 
 def rebalance_function(module: types.ModuleType) -> RebalanceFn:
-    """The candidate's policy, always callable with the optional ``previous_phy2log`` keyword.
+    """The candidate's policy, always callable with the optional context keywords.
 
     That is the candidate's own ``rebalance_experts`` if it has one, else the composed
-    policy. A policy that does not take ``previous_phy2log`` (``[L, P]`` placement in
-    force, or None on the first call) is stateless: the keyword is dropped for it.
+    policy, called as ``policy(weight, *shape, previous_phy2log=None, load_history=None)``;
+    the keywords the policy does not take (:func:`accepted_context`) are dropped for it.
+    ``previous_phy2log [L, P]`` is the placement in force (None on the first call);
+    ``load_history [k, L, E]`` the windows observed before ``weight``, oldest first.
+    The returned function's ``accepted`` attribute names the keywords the policy takes.
     """
     own = getattr(module, "rebalance_experts", None)
     policy = own if callable(own) else compose_rebalance(module)
-    if accepts_previous_placement(policy):
-        return policy
+    accepted = accepted_context(policy)
 
-    def stateless(weight, num_replicas, num_groups, num_nodes, num_gpus, previous_phy2log=None):
-        return policy(weight, num_replicas, num_groups, num_nodes, num_gpus)
+    def with_context(weight, num_replicas, num_groups, num_nodes, num_gpus, previous_phy2log=None,
+                     load_history=None):
+        given = {"previous_phy2log": previous_phy2log, "load_history": load_history}
+        return policy(weight, num_replicas, num_groups, num_nodes, num_gpus, **{k: given[k] for k in accepted})
 
-    return stateless
+    with_context.accepted = accepted
+    return with_context

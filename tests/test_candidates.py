@@ -114,3 +114,31 @@ def test_group_choosing_candidates_are_valid_on_every_deployment_mode(candidate,
             validate_on(output, preset)
     else:
         validate_on(output, preset)
+
+
+FORECASTING = [c for c in BUILT_IN if "FORECAST = 0" in c.source]
+
+
+@pytest.mark.parametrize("candidate", FORECASTING, ids=lambda c: c.name)
+@pytest.mark.parametrize("family", ["zipf", "drifting", "bursty"])
+@pytest.mark.parametrize("preset_name,spec", [
+    *[(name, None) for name in PRESETS],
+    ("deepseek-v3", "slots=256,gpus=32,nodes=4"),
+    ("deepseek-v3", "slots=288,gpus=32,nodes=4,group_local=required"),
+    ("mixtral-8x7b", "slots=8,gpus=8"),
+])
+def test_forecasting_candidates_are_valid_with_any_history_on_every_preset_and_deployment(
+        candidate, family, preset_name, spec):
+    from evaluator.deployment import Deployment
+    from evaluator.presets import get_preset
+    from evaluator.scoring import score_case
+
+    preset = get_preset(preset_name)
+    preset = preset.deployed(Deployment.parse(spec)) if spec else preset
+    module = load_module(candidate)
+    module.FORECAST = 1
+    history = generate(family, preset, seed=3, windows=4)
+    history[2, :, : preset.num_experts // 3] = 0  # experts that see no token in a window
+    # score_case validates every window's placement (raising on an invalid one), each given the windows before.
+    scores = score_case(rebalance_function(module), history, preset)
+    assert scores["windows_scored"] == 3 and 0 < scores["gpu_balancedness"] <= 1

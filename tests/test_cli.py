@@ -15,10 +15,13 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from harness.cli import main
+from harness.commands.common import checked_candidates, with_knob_variants
 from harness.figures import adrs_score
+from harness.knobs import declared_knobs
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = str(ROOT / "candidates" / "deepseek_baseline.py")
+JOINT = str(ROOT / "candidates" / "joint_count_search.py")
 BASE_SOURCE = Path(BASELINE).read_text()
 
 
@@ -99,7 +102,21 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["evaluate", str(unary), "--db", db], "unary: nested too deeply to parse"),
         (["apply-diff", BASELINE, str(twice), "--db", db], "SEARCH text matches"),
         (["apply-diff", BASELINE, str(deep), "--db", db], "nested too deeply to parse"),
+        (["evaluate", JOINT, "--sweep", "GROUP_LOCAL=0+GROUP_LOCAL=1", "--db", db], "each once"),
+        (["evaluate", JOINT, "--sweep", "GROUP_LOCAL=0+NO_SUCH_KNOB=1", "--db", db],
+         "no candidate declares GROUP_LOCAL and NO_SUCH_KNOB"),
     ]
+
+
+def test_a_sweep_of_joined_knobs_bakes_every_combination_into_the_candidates_declaring_them():
+    candidates = checked_candidates([JOINT, BASELINE])
+    variants = with_knob_variants(candidates, ["GROUP_LOCAL=0+FORECAST=0,1"])[2:]
+    assert [v.name for v in variants] == ["joint_count_search@GROUP_LOCAL=0,FORECAST=0",
+                                          "joint_count_search@GROUP_LOCAL=0,FORECAST=1"]
+    for variant, forecast in zip(variants, (0, 1), strict=True):
+        knobs = {k.name: k.default for k in declared_knobs(variant.source)}
+        assert (knobs["GROUP_LOCAL"], knobs["FORECAST"]) == (0, forecast)
+        assert variant.origin == "sweep" and variant.parent_ids == (candidates[0].id,)
 
 
 def test_more_bad_input_gets_one_line_and_nonzero_exit_and_writes_nothing(tmp_path, capsys):

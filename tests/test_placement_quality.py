@@ -1,7 +1,8 @@
-"""Placement quality beyond balance: duplicate-free GPUs, the previous-placement contract, migration."""
+"""Placement quality beyond balance: no duplicate on a GPU, the context a policy is given, migration."""
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import torch
 from evaluator.metrics import duplicate_replicas, gpu_loads
 from evaluator.presets import get_preset
 from evaluator.replay import ReplayPolicy, replay
-from evaluator.scoring import score_case
+from evaluator.scoring import HISTORY_WINDOWS, score_case
+from evaluator.suites import Case
 from evaluator.synthetic_traces import noisy_windows
 from harness.candidate import discover, load_module, rebalance_function
 
@@ -43,7 +45,7 @@ def test_previous_placement_reaches_policies_that_ask_for_it_and_not_others():
     base = rebalance_function(load_module(BUILT_IN["deepseek_baseline"]))
     seen = []
 
-    def stateful(weight, num_replicas, num_groups, num_nodes, num_gpus, previous_phy2log=None):
+    def stateful(weight, num_replicas, num_groups, num_nodes, num_gpus, previous_phy2log=None, load_history=None):
         seen.append(None if previous_phy2log is None else previous_phy2log.clone())
         return base(weight, num_replicas, num_groups, num_nodes, num_gpus)
 
@@ -53,6 +55,30 @@ def test_previous_placement_reaches_policies_that_ask_for_it_and_not_others():
     # The composed (stateless) baseline is wrapped so the keyword can always be passed; it is ignored.
     out = base(torch.from_numpy(history[0]), *mix.rebalance_args(), previous_phy2log=first.flip(1))
     assert torch.equal(out[0], first)
+
+
+def test_load_history_is_the_windows_before_and_never_a_later_one():
+    mix = get_preset("mixtral-8x7b")
+    history = np.random.default_rng(1).integers(1, 100, (HISTORY_WINDOWS + 3, mix.num_layers, mix.num_experts))
+    base = rebalance_function(load_module(BUILT_IN["deepseek_baseline"]))
+    shown = []
+
+    def forecasting(weight, *shape, load_history=None):
+        shown.append((weight.numpy().copy(), load_history.numpy().copy()))
+        return base(weight, *shape)
+
+    policy = rebalance_function(types.SimpleNamespace(rebalance_experts=forecasting))
+    assert policy.accepted == ("load_history",)
+    score_case(policy, history, mix)
+    for t, (weight, past) in enumerate(shown):
+        assert np.array_equal(weight, history[t])
+        assert np.array_equal(past, history[max(0, t - HISTORY_WINDOWS):t])  # k = 0 first, then at most 8
+    # Replay shows the windows before the estimate's latest (t - 1), the estimate being that window.
+    shown.clear()
+    replay(policy, history, mix, ReplayPolicy(every=1, estimator="last"))
+    for t, (weight, past) in enumerate(shown, start=1):
+        assert np.array_equal(weight, history[t - 1])
+        assert np.array_equal(past, history[max(0, t - 1 - HISTORY_WINDOWS):t - 1])
 
 
 def _replay(name: str, windows: np.ndarray, preset, **knobs) -> tuple[float, float]:
@@ -163,3 +189,19 @@ def test_no_built_in_beats_the_bound_on_any_smoke_or_grouped_default_case(name, 
         assert scores["gap_to_bound"] <= 1 + 1e-9 and scores["oracle_gap_to_bound"] <= 1 + 1e-9, case.name
         if group_local:
             assert scores["oracle_gap_to_grouped_bound"] <= 1 + 1e-9, case.name  # groups whole: that bound holds
+
+
+def test_forecast_from_the_load_history_raises_next_window_balance_on_stationary_traffic():
+    scores = {}
+    for family in ("zipf", "drifting"):
+        case = Case(family, "qwen3-235b", 0)
+        for forecast in (0, 1):
+            module = load_module(BUILT_IN["joint_count_search"])
+            module.GROUP_LOCAL, module.FORECAST = 0, forecast
+            scores[family, forecast] = score_case(rebalance_function(module), case.history(), case.get_preset())
+    # Stationary windows are level plus noise: averaging them predicts the next (0.8937 -> 0.9065 when written).
+    assert scores["zipf", 1]["gpu_balancedness"] > scores["zipf", 0]["gpu_balancedness"] + 0.008
+    # A random walk is followed, not averaged away (0.7514 -> 0.7439).
+    assert scores["drifting", 1]["gpu_balancedness"] > scores["drifting", 0]["gpu_balancedness"] - 0.01
+    # Placed for the forecast, not for the window seen: the same-window figure is what it gives up.
+    assert scores["zipf", 1]["oracle_gpu_balancedness"] < scores["zipf", 0]["oracle_gpu_balancedness"]

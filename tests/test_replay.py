@@ -72,7 +72,7 @@ def test_replay_rebalances_on_schedule_and_counts_migrations():
     for t, e in enumerate(hot):
         windows[t, :, e] = 10
 
-    def fake_rebalance(weight, *args, previous_phy2log=None):
+    def fake_rebalance(weight, *args, previous_phy2log=None, load_history=None):
         return placement(A if weight[0, 0] > weight[0, 1] else B)
 
     records = replay(fake_rebalance, windows, MIX, ReplayPolicy(every=2, estimator="last", expert_bytes=100.0))

@@ -1,4 +1,4 @@
-"""Timing: unmemoisable inputs, summaries, and no page faults a serving process would not have."""
+"""Timing: unmemoisable inputs, summaries, no page faults a serving process would not have, the context shown."""
 
 import sys
 import textwrap
@@ -6,9 +6,11 @@ import textwrap
 import numpy as np
 import pytest
 
+from evaluator.presets import get_preset
+from evaluator.scoring import time_case
 from evaluator.timing import TimingStats, timing_windows
 from harness import sandbox
-from harness.candidate import baseline
+from harness.candidate import baseline, load_module, rebalance_function
 
 # Allocates 2.5 MiB, touches it and frees it each call, like a policy's scratch arrays, and
 # reports the page faults per call (after 3 warm-up calls) as its error on call 23.
@@ -82,3 +84,48 @@ def test_worker_starts_when_the_memory_limit_refuses_the_allocator_warm_up():
     # 4 MiB of headroom, as a worker might get with a small --memory-mb: too little for the 16 MiB block.
     with sandbox.Worker(sandbox.Limits(timeout_s=60, memory_mb=4)) as worker:
         worker.load("baseline", baseline().source)
+
+
+# Reports what it was shown in its phy2log (the harness reads it back unvalidated from Worker.call).
+_SHOWN = textwrap.dedent("""
+    import torch
+    def balanced_packing(weight, num_packs):
+        raise NotImplementedError
+    def replicate_experts(weight, num_phy):
+        raise NotImplementedError
+    def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus, load_history=None):
+        shown = [-1, -1] if load_history is None else [load_history.shape[0], int(load_history.sum())]
+        return torch.tensor([shown]), torch.zeros(1, 1, 1), torch.ones(1, 1)
+""")
+
+
+def test_load_history_crosses_the_boundary_only_to_a_policy_that_takes_it():
+    weight, history = np.ones((2, 8), dtype=np.int64), np.full((3, 2, 8), 5, dtype=np.int64)
+    with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
+        worker.load("forecast", _SHOWN)
+        assert worker.context == {"load_history"}
+        (phy2log, _, _), _ = worker.call(weight, (8, 1, 1, 2), history=history)
+        assert phy2log.tolist() == [[3, 240]]
+        (phy2log, _, _), _ = worker.call(weight, (8, 1, 1, 2), history=history[:0])
+        assert phy2log.tolist() == [[0, 0]]
+    with sandbox.Worker(sandbox.Limits(timeout_s=60)) as worker:
+        worker.load("stateless", baseline().source)
+        assert worker.context == set()  # neither the history nor the placement in force is sent
+
+
+def test_timed_calls_get_the_windows_before_theirs_renamed_as_their_own():
+    preset = get_preset("mixtral-8x7b")
+    base = np.random.default_rng(3).integers(10, 1000, (preset.num_layers, preset.num_experts))
+    history = np.stack([base * 10 * (t + 1) for t in range(3)])  # window t is (t + 1) x window 0
+    policy = rebalance_function(load_module(baseline()))
+    calls = []
+
+    def timed(weight, *shape, previous_phy2log=None, load_history=None):
+        calls.append((weight.numpy(), load_history.numpy()))
+        return policy(weight, *shape), 0.001
+
+    time_case(timed, history, preset, repeats=5, warmup=1)
+    for i, (weight, past) in enumerate(calls):
+        assert len(past) == i % 3
+        for j, window in enumerate(past):  # the same renaming: equal up to the call's 0/1 jitter
+            assert np.abs(weight / (i % 3 + 1) - window / (j + 1)).max() <= 1

@@ -188,9 +188,9 @@ def test_protocol_places_on_window_t_and_scores_on_t_plus_1(tmp_path, baseline_r
     assert np.array_equal(history, expected(2)) and case.windows == 3
     seen = []
 
-    def spy(weight, *args, previous_phy2log=None):
+    def spy(weight, *args, **context):
         seen.append(weight.numpy().copy())
-        return baseline_rebalance(weight, *args, previous_phy2log=previous_phy2log)
+        return baseline_rebalance(weight, *args, **context)
 
     result = score_case(spy, history, MIX)
     assert [np.array_equal(s, w) for s, w in zip(seen, history, strict=True)] == [True] * 3

@@ -102,7 +102,8 @@ COMMON_OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
     "seed": (("--seed",), {"type": int, "metavar": "N", "help": "seed of this command's own randomness"}),
     "sweep": (("--sweep",), {"action": "append", "default": [], "metavar": "KNOB=V1,V2,...",
                              "help": "also run each candidate that declares KNOB with these values baked in "
-                                     "(NAME@KNOB=V), e.g. GROUP_LOCAL=0"}),
+                                     "(NAME@KNOB=V), e.g. GROUP_LOCAL=0; knobs joined by + give every "
+                                     "combination, e.g. GROUP_LOCAL=0+FORECAST=1"}),
     "quiet": (("--quiet",), {"action": "store_true",
                              "help": "no progress output on stderr (bars on a terminal, stage lines in a log)"}),
 }
@@ -182,31 +183,43 @@ def checked_candidates(specs: list[str]) -> list[Candidate]:
 
 
 def with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[Candidate]:
-    """``candidates`` plus, per ``KNOB=V1,V2`` sweep, a baked variant ``NAME@KNOB=v`` of each that declares KNOB."""
+    """``candidates`` plus, per sweep, baked variants of each candidate that declares its knobs.
+
+    A sweep is ``KNOB=V1,V2,...`` (a variant ``NAME@KNOB=v`` per value) or several joined by
+    ``+``, ``GROUP_LOCAL=0+FORECAST=0,1``: a variant ``NAME@GROUP_LOCAL=0,FORECAST=v`` per
+    combination, of each candidate that declares every one of them.
+    """
+    import itertools
+
     from harness.knobs import KnobError, declared_knobs
     from harness.tuning import child_for
 
     out = list(candidates)
     for sweep in sweeps:
-        name, _, values = sweep.partition("=")
-        try:
-            numbers = [float(v) for v in values.split(",") if v.strip()]
-        except ValueError:
-            raise UsageError(f"--sweep {sweep!r}: values must be numbers, as in KNOB=0,0.01") from None
-        if not name or not numbers:
-            raise UsageError(f"--sweep {sweep!r}: expected KNOB=V1,V2,...")
+        grid = {}
+        for part in sweep.split("+"):
+            name, _, values = part.partition("=")
+            try:
+                numbers = [float(v) for v in values.split(",") if v.strip()]
+            except ValueError:
+                raise UsageError(f"--sweep {sweep!r}: values must be numbers, as in KNOB=0,0.01") from None
+            if not name or not numbers or name in grid:
+                raise UsageError(f"--sweep {sweep!r}: expected KNOB=V1,V2,... (several joined by +, each once)")
+            grid[name] = numbers
         declaring = 0
         for cand in candidates:
             try:
                 knobs = {k.name: k for k in declared_knobs(cand.source)}
             except KnobError:
                 continue
-            if name not in knobs:
+            if not all(name in knobs for name in grid):
                 continue
             declaring += 1
-            for v in numbers:
-                value = int(v) if knobs[name].kind == "int" else v
-                out.append(child_for(cand, [knobs[name]], {name: value}, f"{name}={value:g}", origin="sweep"))
+            for combination in itertools.product(*grid.values()):
+                values = {name: int(v) if knobs[name].kind == "int" else v
+                          for name, v in zip(grid, combination, strict=True)}
+                label = ",".join(f"{name}={v:g}" for name, v in values.items())
+                out.append(child_for(cand, [knobs[name] for name in grid], values, label, origin="sweep"))
         if not declaring:
-            raise UsageError(f"--sweep {sweep!r}: no candidate declares knob {name!r}")
+            raise UsageError(f"--sweep {sweep!r}: no candidate declares {' and '.join(grid)}")
     return out

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.candidate import CONTEXT_KEYWORDS
 from harness.sandbox import wire
 from harness.sandbox.outcome import (
     CRASH,
@@ -45,7 +46,7 @@ from harness.sandbox.outcome import (
 )
 from harness.sandbox.zygote_handle import SandboxError, use_namespaces, use_user_namespace, zygote
 
-INPUT_BYTES = 64 << 20  # the window and the previous placement
+INPUT_BYTES = 64 << 20  # the window, the previous placement and the load history
 OUTPUT_BYTES = 192 << 20  # the three outputs
 _ALIGN = 64
 DEFAULT_LIMITS = Limits()
@@ -80,6 +81,7 @@ class Worker:
         self.pidfd: int | None = None
         self.status: int | None = None
         self.killed = self.closed = False
+        self.context: set[str] = set()  # the context keywords the loaded policy takes
         self.folder = z.task_folder()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         shm_fd = os.memfd_create("eplb-io", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
@@ -203,7 +205,10 @@ class Worker:
     def load(self, name: str, source: str, path: str | None = None) -> None:
         """Execute a candidate's source in the worker (raises :class:`TaskFailure` ``contract``)."""
         self._send({"op": "load", "name": name, "source": source, "path": path})
-        self._reply("loaded")
+        # Which context keywords the policy takes: only those are sent. The worker's word is
+        # untrusted, but all it decides is whether this policy is shown what it may see anyway.
+        context = self._reply("loaded").get("context")
+        self.context = {k for k in context if k in CONTEXT_KEYWORDS} if isinstance(context, list) else set()
 
     def _write_input(self, array: np.ndarray | None, offset: int) -> tuple[dict | None, int]:
         if array is None:
@@ -232,30 +237,37 @@ class Worker:
         return tuple(arrays)
 
     def call(self, weight: np.ndarray, args: tuple[int, ...], previous: np.ndarray | None = None,
-             ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+             history: np.ndarray | None = None) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
         """``((phy2log, log2phy, logcnt), seconds)`` for one window ``weight [L, E]``.
 
-        ``previous`` is ``previous_phy2log [L, P]`` or None. The arrays are unvalidated
-        copies; the seconds run from writing the input to the worker's ``done``.
+        ``previous`` is ``previous_phy2log [L, P]`` or None, ``history`` ``load_history
+        [k, L, E]`` or None; each is sent only when the policy takes it. The arrays are
+        unvalidated copies; the seconds run from writing the input to the worker's ``done``.
         """
+        previous = previous if "previous_phy2log" in self.context else None
+        history = history if "load_history" in self.context else None
         start = time.perf_counter()
-        weight_entry, offset = self._write_input(weight, 0)
-        previous_entry, _ = self._write_input(previous, offset)
-        self._send({"op": "call", "args": [int(a) for a in args], "inputs": [weight_entry, previous_entry]})
+        entries, offset = [], 0
+        for array in (weight, previous, history):
+            entry, offset = self._write_input(array, offset)
+            entries.append(entry)
+        self._send({"op": "call", "args": [int(a) for a in args], "inputs": entries})
         header = self._reply("done")
         seconds = time.perf_counter() - start
         return self._read_outputs(header.get("outputs")), seconds
 
     def timed_rebalance(self, weight: torch.Tensor, num_replicas: int, num_groups: int, num_nodes: int,
                         num_gpus: int, previous_phy2log: torch.Tensor | None = None,
+                        load_history: torch.Tensor | None = None,
                         ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], float]:
         """The loaded policy as a function of tensors: ``((phy2log, log2phy, logcnt), seconds)``."""
-        previous = None if previous_phy2log is None else previous_phy2log.numpy()
-        arrays, seconds = self.call(weight.numpy(), (num_replicas, num_groups, num_nodes, num_gpus), previous)
+        previous, history = (None if t is None else t.numpy() for t in (previous_phy2log, load_history))
+        arrays, seconds = self.call(weight.numpy(), (num_replicas, num_groups, num_nodes, num_gpus), previous,
+                                    history)
         return tuple(torch.from_numpy(a) for a in arrays), seconds
 
     def rebalance(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The loaded policy, called as ``rebalance_experts(weight, *shape, previous_phy2log=None)``."""
+        """The loaded policy: ``rebalance_experts(weight, *shape, previous_phy2log=None, load_history=None)``."""
         return self.timed_rebalance(*args, **kwargs)[0]
 
     def close(self) -> None:

@@ -4,10 +4,12 @@ The worker is forked (by the keeper, see :mod:`harness.sandbox.zygote`) into its
 namespaces, confines itself (:func:`harness.sandbox.jail.confine`), says ``hello`` with
 the layers in force, and then answers, one at a time:
 
-* ``load`` (the candidate's source): executes it and answers ``loaded``;
+* ``load`` (the candidate's source): executes it and answers ``loaded`` with the context
+  keywords its policy takes (so that the harness sends only those);
 * ``call`` (the shape arguments; the window ``weight [L, E]`` and optionally
-  ``previous_phy2log [L, P]`` in the input region of the shared memory): calls the
-  policy and answers ``done`` with the three outputs in the output region.
+  ``previous_phy2log [L, P]`` and ``load_history [k, L, E]`` in the input region of the
+  shared memory): calls the policy and answers ``done`` with the three outputs in the
+  output region.
 
 Anything else it answers is ``failed`` with a kind and a one-line reason. Nothing in
 this process is trusted: the harness validates every array it reads back, times calls
@@ -105,10 +107,10 @@ class _Server:
         if op == "load":
             candidate = Candidate(name=str(header["name"]), source=str(header["source"]), path=header.get("path"))
             self.rebalance = rebalance_function(load_module(candidate))
-            return {"op": "loaded"}
+            return {"op": "loaded", "context": list(self.rebalance.accepted)}
         if op == "call" and self.rebalance is not None:
-            weight, previous = (self._input(e) for e in header["inputs"])
-            output = self.rebalance(weight, *header["args"], previous_phy2log=previous)
+            weight, previous, history = (self._input(e) for e in header["inputs"])
+            output = self.rebalance(weight, *header["args"], previous_phy2log=previous, load_history=history)
             return {"op": "done", "outputs": self._put(output)}
         raise TaskFailure(INVALID, f"unexpected request {op!r}")
 
