@@ -165,6 +165,28 @@ def names_in(driver) -> list[str]:
     return [r.find_elements("css selector", "td")[1].text for r in rows]
 
 
+# Every Pareto label and point as the browser draws them, in the board on show: pairs that overlap.
+_OVERLAPS = """
+const svg = document.querySelector('section.board:not(.hidden) svg.chart');
+const box = e => e.getBoundingClientRect();
+const labels = [...svg.querySelectorAll('text.label')].map(box);
+const points = [...svg.querySelectorAll('.point')].map(box);
+const cross = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+const out = [];
+labels.forEach((a, i) => {
+  labels.forEach((b, j) => { if (i < j && cross(a, b)) out.push(['label', i, 'label', j]); });
+  points.forEach((b, j) => { if (cross(a, b)) out.push(['label', i, 'point', j]); });
+});
+return [labels.length, out];
+"""
+
+
+def rendered_overlaps(driver) -> list:
+    count, overlaps = driver.execute_script(_OVERLAPS)
+    assert count >= 2
+    return overlaps
+
+
 def test_the_report_in_headless_chromium(site):
     from selenium.webdriver.support.ui import Select
 
@@ -178,6 +200,7 @@ def test_the_report_in_headless_chromium(site):
         assert errors(driver) == []
         Select(driver.find_element("id", "f-suite")).select_by_visible_text("smoke")
         assert names_in(driver) == complete  # one row per complete candidate, in rank order
+        assert rendered_overlaps(driver) == []
         def header(text: str):
             return driver.find_element("xpath", "//section[not(contains(@class,'hidden'))]//table[contains(@class,"
                                                 f"'leaderboard')]//th[text()='{text}']")

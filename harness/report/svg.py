@@ -116,7 +116,7 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, log_x: bool = False, f
     xy = [(ax.px(p["x"]), ax.py(p["y"])) for p in points]
     sizes = [(CHAR_W * len(p["label"]), FONT + 2) for p in points]
     spots = place_labels(xy, sizes, (LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM), marker=5)
-    for p, (x, y), spot in zip(points, xy, spots, strict=True):
+    for p, (x, y), (width, _), spot in zip(points, xy, sizes, spots, strict=True):
         tip = f"{p['label']}: {ylabel} {p['y']:.4f}, {xlabel} {p['x']:.3g}"
         title = f"<title>{escape(tip)}</title>"
         if p.get("highlight"):  # the baseline: a hollow diamond, drawn where a circle would hide it
@@ -126,7 +126,9 @@ def scatter(points: list[dict], xlabel: str, ylabel: str, log_x: bool = False, f
             mark = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" class="point">{title}</circle>'
         body.append(f'<a href="{escape(p["href"])}" data-label="{escape(tip)}">{mark}</a>')
         if spot is not None:
-            body.append(f'<text x="{spot[0]:.1f}" y="{spot[1] + FONT:.1f}" class="label">{escape(p["label"])}</text>')
+            # Drawn exactly as wide as its box: a wider system font must not run into a point.
+            body.append(f'<text x="{spot[0]:.1f}" y="{spot[1] + FONT:.1f}" class="label" '
+                        f'textLength="{width:.1f}" lengthAdjust="spacingAndGlyphs">{escape(p["label"])}</text>')
     shown = sum(s is not None for s in spots)
     note = f"{shown} of {len(points)} labelled; hover a point for its name"
     return _svg(body, title or f"{ylabel} against {xlabel}") + f'<p class="note">{note}</p>'
