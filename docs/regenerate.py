@@ -7,10 +7,11 @@ Blocks sit between ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NA
 * ``commands``: every command's usage line and one-line help, from the parser itself;
 * ``demo``: the ``quick`` and ``real`` leaderboards as ``./run demo`` leaves them in the store;
 * ``default``: the ``default`` suite's leaderboard (``eplb-harness evaluate --builtin
-  results/children --suite default --sweep GROUP_LOCAL=0 --time-per-preset``);
+  results/children --suite default --sweep GROUP_LOCAL=0 --sweep GROUP_LOCAL=0+FORECAST=1
+  --time-per-preset``);
 * ``bench`` (README: deepseek-v3 rows; ``docs/benchmarks.md``: every row) from ``--bench
-  results/bench/bench.csv``, written by ``eplb-harness bench --sweep GROUP_LOCAL=0 --preset
-  deepseek-v3 --preset qwen3-235b --preset kimi-k2``.
+  results/bench/bench.csv``, written by ``eplb-harness bench --builtin --sweep GROUP_LOCAL=0 --sweep
+  GROUP_LOCAL=0+FORECAST=1 --preset deepseek-v3 --preset qwen3-235b --preset kimi-k2``.
 
 A leaderboard block whose suite has no result in the store is left as it is, so the
 commands block can be refreshed without a store.
@@ -53,7 +54,12 @@ def leaderboard_block(store, suite: str) -> str | None:
     if per_case.empty:
         return None
     table = leaderboard(per_case, case_keys=keys)
-    return format_table(table, "md", SUMMARY_COLUMNS)
+    # Only the ranked: a store that also served other commands (bench scores a case or two of a
+    # suite for its timings) has candidates with partial coverage, which `leaderboard` lists.
+    ranked = table[table["rank"].notna()]
+    apart = len(table) - len(ranked)
+    note = f"\n\n({apart} with results on part of the suite not shown: `eplb-harness leaderboard` lists them.)"
+    return format_table(ranked, "md", SUMMARY_COLUMNS) + (note if apart else "")
 
 
 BENCH_COLUMNS = ["candidate", "preset", "median_ms", "speedup_vs_baseline", "gpu_balancedness", "oracle_gap_to_bound",
