@@ -114,7 +114,7 @@ def test_the_prompt_carries_contract_scoring_parent_scores_inspirations_and_atte
     system, user = Prompts.load().messages(ROUNDS, population)
     assert system["role"] == "system" and "rebalance_experts(weight, num_replicas" in system["content"]
     assert "window t+1" in system["content"] and "gpu_balancedness" in system["content"]
-    assert "load_history=None" in system["content"]  # the context a policy may take
+    assert "load_history=None" in system["content"] and "at most 8," in system["content"]  # the context it may take
     text = user["content"]
     assert "GROUP_LOCAL = 1" in text  # the parent's code
     assert "gpu_balancedness 0.8126" in text and "zipf 0.7100" in text and "hotspot 0.9000" in text

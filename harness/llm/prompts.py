@@ -12,13 +12,14 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluator.scoring import HISTORY_WINDOWS
 from harness.candidate import Candidate
 from harness.figures import FIGURES
 from harness.population import Inspiration, Population
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIELDS = {
-    "system": ("fitness",),
+    "system": ("fitness", "history_windows"),
     "user": ("fitness", "parent_name", "parent_figures", "parent_families", "parent_weakest", "parent_failures",
              "parent_code", "inspirations", "attempts"),
     "feedback": ("error", "closest"),
@@ -69,7 +70,8 @@ class Prompts:
             inspirations=_inspirations(population.top, population.diverse) or "(none yet)",
             attempts=_attempts(population.attempts) or "(none yet)",
         )
-        return [{"role": "system", "content": string.Template(self.system).substitute(fitness=population.fitness)},
+        system = string.Template(self.system).substitute(fitness=population.fitness, history_windows=HISTORY_WINDOWS)
+        return [{"role": "system", "content": system},
                 {"role": "user", "content": user}]
 
     def feedback_message(self, error: str, closest: str | None) -> dict:
