@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 from typing import TYPE_CHECKING
@@ -189,8 +190,6 @@ def with_knob_variants(candidates: list[Candidate], sweeps: list[str]) -> list[C
     ``+``, ``GROUP_LOCAL=0+FORECAST=0,1``: a variant ``NAME@GROUP_LOCAL=0,FORECAST=v`` per
     combination, of each candidate that declares every one of them.
     """
-    import itertools
-
     from harness.knobs import KnobError, declared_knobs
     from harness.tuning import child_for
 
