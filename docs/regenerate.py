@@ -62,8 +62,9 @@ def leaderboard_block(store, suite: str) -> str | None:
     return format_table(ranked, "md", SUMMARY_COLUMNS) + (note if apart else "")
 
 
-BENCH_COLUMNS = ["candidate", "preset", "median_ms", "speedup_vs_baseline", "gpu_balancedness", "oracle_gap_to_bound",
-                 "gap_to_grouped_bound", "group_node_spread", "duplicate_gpu_share", "timed_gpu_balancedness"]
+BENCH_COLUMNS = ["candidate", "preset", "median_ms", "measured_ms", "transport_ms", "speedup_vs_baseline",
+                 "gpu_balancedness", "oracle_gap_to_bound", "gap_to_grouped_bound", "group_node_spread",
+                 "duplicate_gpu_share", "timed_gpu_balancedness"]
 
 
 def bench_block(csv: Path, presets: list[str] | None = None) -> str:

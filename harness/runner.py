@@ -12,7 +12,8 @@ alone. Tasks run on this machine or on a Dask cluster (:mod:`harness.executors`)
 3. **time** (serial, one worker at a time, nothing else running): the rebalance
    call of every scored candidate and of the baseline, case by case, on the same
    secret, unmemoisable inputs, so runtimes and their ratio to the baseline are taken
-   under the same conditions. A case's timings are taken on one machine and stored when all are in.
+   under the same conditions, each net of the sandbox's round trip (:mod:`harness.transport`).
+   A case's timings are taken on one machine and stored when all are in.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from harness import sandbox
 from harness.candidate import Candidate, baseline
 from harness.executors import Executor, LocalExecutor
 from harness.store import Store
+from harness.transport import net_of_transport, transport_floor
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,21 @@ def score_task(worker: sandbox.Worker, payload: tuple[Candidate, Case]) -> dict:
 
 
 def time_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, int, int, int]) -> dict:
+    """The candidate's timing on the case, its median net of the sandbox's round trip (:mod:`harness.transport`)."""
     candidate, case, repeats, warmup, seed = payload
     _load(worker, candidate)
+    last = []
+
+    def timed_rebalance(*args, **kwargs):
+        output, seconds = worker.timed_rebalance(*args, **kwargs)
+        last[:] = output
+        return output, seconds
+
+    history, preset = case.history(), case.get_preset()
     with _invalid_is_a_failure("a timed call: "):
-        return time_case(worker.timed_rebalance, case.history(), case.get_preset(), repeats, warmup, seed)
+        stats = time_case(timed_rebalance, history, preset, repeats, warmup, seed)
+    floor = transport_floor(tuple(last), worker.context, history, preset, repeats, warmup, seed, worker.limits)
+    return net_of_transport(stats, floor)
 
 
 def replay_task(worker: sandbox.Worker, payload: tuple[Candidate, Case, ReplayPolicy]) -> list[dict]:

@@ -1,16 +1,22 @@
-"""Timing: unmemoisable inputs, summaries, no page faults a serving process would not have, the context shown."""
+"""Timing: unmemoisable inputs, summaries, no page faults a serving process would not have, the context shown,
+the sandbox's round trip left out."""
 
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from evaluator.presets import get_preset
 from evaluator.scoring import time_case
+from evaluator.suites import Case
 from evaluator.timing import TimingStats, timing_windows
+from evaluator.validation import validate_on
 from harness import sandbox
-from harness.candidate import baseline, load_module, rebalance_function
+from harness.candidate import Candidate, baseline, load_module, rebalance_function
+from harness.runner import time_task
+from harness.transport import probe_source
 
 # Allocates 2.5 MiB, touches it and frees it each call, like a policy's scratch arrays, and
 # reports the page faults per call (after 3 warm-up calls) as its error on call 23.
@@ -129,3 +135,43 @@ def test_timed_calls_get_the_windows_before_theirs_renamed_as_their_own():
         assert len(past) == i % 3
         for j, window in enumerate(past):  # the same renaming: equal up to the call's 0/1 jitter
             assert np.abs(weight / (i % 3 + 1) - window / (j + 1)).max() <= 1
+
+
+@pytest.mark.parametrize("preset_name", ["deepseek-v3", "mixtral-8x7b", "qwen3-235b"])
+@pytest.mark.parametrize("context", [set(), {"load_history"}, {"previous_phy2log", "load_history"}])
+def test_transport_probe_answers_a_valid_placement_shaped_and_typed_as_the_candidates(preset_name, context):
+    preset = get_preset(preset_name)
+    L, E, P = preset.num_layers, preset.num_experts, preset.num_replicas
+    width = P - E + 1
+    outputs = (torch.zeros((L, P), dtype=torch.int32), torch.zeros((L, E, width), dtype=torch.int64),
+               torch.zeros((L, E), dtype=torch.int16))
+    probe = Candidate("probe", probe_source(outputs, context))
+    policy = rebalance_function(load_module(probe))
+    assert set(policy.accepted) == context  # the same inputs cross as for the candidate
+    answer = policy(torch.ones((L, E), dtype=torch.int64), *preset.rebalance_args())
+    validate_on(answer, preset)
+    assert [(tuple(a.shape), a.dtype) for a in answer] == [(tuple(o.shape), o.dtype) for o in outputs]
+
+
+_SLEEPS = textwrap.dedent("""
+    import time
+    _respond = rebalance_experts
+
+    def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus):
+        time.sleep(0.02)
+        return _respond(weight, num_replicas, num_groups, num_nodes, num_gpus)
+""")
+
+
+def test_a_timed_call_counts_the_policy_alone_net_of_the_sandbox_round_trip():
+    preset = get_preset("deepseek-v3")
+    L, E, P = preset.num_layers, preset.num_experts, preset.num_replicas
+    outputs = (torch.zeros((L, P), dtype=torch.int64), torch.zeros((L, E, P - E + 1), dtype=torch.int64),
+               torch.zeros((L, E), dtype=torch.int64))
+    # A fixed answer of the baseline's shapes (4 MB) after a 20 ms sleep: its cost is the sleep.
+    sleeps = Candidate("sleeps", probe_source(outputs, set()) + _SLEEPS)
+    outcome = sandbox.run_task(time_task, (sleeps, Case("zipf", preset.name, 0, windows=2), 5, 1, 7))
+    stats = outcome.value
+    assert 0 < stats["transport_s"] < 0.01  # the probe's round trip, in a worker of its own
+    assert stats["median_s"] == pytest.approx(stats["measured_median_s"] - stats["transport_s"])
+    assert 0.02 <= stats["median_s"] < 0.0215 and stats["transport_s"] > 0.0002

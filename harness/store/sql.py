@@ -223,13 +223,16 @@ class Store:
                     "case_key": t.case_key,
                     "median_s": t.median_s,
                     "iqr_s": t.stats.get("iqr_s"),
+                    "measured_median_s": t.stats.get("measured_median_s"),
+                    "transport_s": t.stats.get("transport_s"),
                     "timed_gpu_balancedness": t.stats.get("gpu_balancedness"),
                     "timing_failure": t.failure_kind,
                 }
                 for t in s.scalars(query)
             ]
         return pd.DataFrame.from_records(rows, columns=["run_id", "candidate_id", "case_key", "median_s", "iqr_s",
-                                                        "timed_gpu_balancedness", "timing_failure"])
+                                                        "measured_median_s", "transport_s", "timed_gpu_balancedness",
+                                                        "timing_failure"])
 
     def drop_limit_failures(self, candidate_id: str, limits: dict) -> int:
         """Delete the candidate's limit failures (timeout, memory, output) recorded under other

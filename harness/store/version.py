@@ -8,7 +8,8 @@ from pathlib import Path
 # The code whose change changes a stored figure: the evaluator (its workload families and
 # trace formats included), the figure declarations, the composed policy of primitive-only
 # candidates and the runner's scoring and timing.
-SCORING_CODE = ("evaluator/**/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py")
+SCORING_CODE = ("evaluator/**/*.py", "harness/figures.py", "harness/policy.py", "harness/runner.py",
+                "harness/transport.py", "harness/transport_probe.py")
 
 
 _ROOT = Path(__file__).resolve().parents[2]
