@@ -5,7 +5,8 @@
   ``w / c`` (``c = 1, 2, ..``) over the heaviest experts: one partition, not ``P - E`` steps.
   A second start holds back ``j`` of them, ``j`` the split experts' replicas beyond whole
   rounds of ``G`` (below), and splits the next heaviest experts instead; each layer keeps the
-  start whose heaviest GPU is lighter.
+  start whose heaviest GPU is lighter. ``STARTS = 1`` skips it: about a sixth faster, and
+  0.8239 instead of 0.8424 on the default suite with groups free.
 * Placement: replicas heaviest first, dealt in ``P / G`` rounds of ``G``; in each round the
   heaviest replica goes to the lightest GPU (LPT by rounds: one sort of ``G`` loads a round
   instead of one step a replica). Every GPU gets one replica a round, so the slot of a

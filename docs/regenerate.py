@@ -7,11 +7,12 @@ Blocks sit between ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NA
 * ``commands``: every command's usage line and one-line help, from the parser itself;
 * ``demo``: the ``quick`` and ``real`` leaderboards as ``./run demo`` leaves them in the store;
 * ``default``: the ``default`` suite's leaderboard (``eplb-harness evaluate --builtin
-  results/children --suite default --sweep GROUP_LOCAL=0 --sweep GROUP_LOCAL=0+FORECAST=1
-  --time-per-preset``);
+  results/children --suite default --sweep GROUP_LOCAL=0 --sweep GROUP_LOCAL=0+STARTS=1
+  --sweep GROUP_LOCAL=0+FORECAST=1 --time-per-preset``);
 * ``bench`` (README: deepseek-v3 rows; ``docs/benchmarks.md``: every row) from ``--bench
   results/bench/bench.csv``, written by ``eplb-harness bench --builtin --sweep GROUP_LOCAL=0 --sweep
-  GROUP_LOCAL=0+FORECAST=1 --preset deepseek-v3 --preset qwen3-235b --preset kimi-k2``.
+  GROUP_LOCAL=0+STARTS=1 --sweep GROUP_LOCAL=0+FORECAST=1 --preset deepseek-v3 --preset qwen3-235b
+  --preset kimi-k2``.
 
 A leaderboard block whose suite has no result in the store is left as it is, so the
 commands block can be refreshed without a store.

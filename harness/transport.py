@@ -20,6 +20,7 @@ import torch
 
 from evaluator.presets import Preset
 from evaluator.scoring import time_case
+from evaluator.validation import InvalidPlacement
 from harness import sandbox
 
 PROBE_PATH = Path(__file__).with_name("transport_probe.py")
@@ -42,10 +43,20 @@ def probe_source(outputs: tuple[torch.Tensor, ...], context: set[str]) -> str:
 
 def transport_floor(outputs: tuple[torch.Tensor, ...], context: set[str], history: np.ndarray, preset: Preset,
                     repeats: int, warmup: int, seed: int, limits: sandbox.Limits) -> dict:
-    """:func:`evaluator.scoring.time_case` of the probe in a fresh worker, on the inputs ``seed`` gives."""
-    with sandbox.Worker(limits) as worker:
-        worker.load("transport-probe", probe_source(outputs, context), str(PROBE_PATH))
-        return time_case(worker.timed_rebalance, history, preset, repeats, warmup, seed)
+    """:func:`evaluator.scoring.time_case` of the probe in a fresh worker, on the inputs ``seed`` gives.
+
+    The candidate chose its answers' dtypes; where the probe's placement does not fit one
+    (an unsigned log2phy cannot hold its -1 padding), the probe answers in int64 instead,
+    so no choice of the candidate's can stop the floor being measured.
+    """
+    for layout in (outputs, tuple(t.to(torch.int64) for t in outputs)):
+        with sandbox.Worker(limits) as worker:
+            worker.load("transport-probe", probe_source(layout, context), str(PROBE_PATH))
+            try:
+                return time_case(worker.timed_rebalance, history, preset, repeats, warmup, seed)
+            except InvalidPlacement:
+                continue
+    raise AssertionError("the transport probe's int64 placement is valid for every preset")
 
 
 def net_of_transport(stats: dict, floor: dict) -> dict:

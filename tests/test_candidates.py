@@ -84,6 +84,26 @@ def test_rounds_swap_first_start_is_the_greedy_counts_and_the_second_fills_whole
     assert counts[0, 1, :4].tolist() == [4, 4, 4, 4] and counts[0, 1].sum() == 48
 
 
+@pytest.mark.parametrize("group_local", [0, 1])
+@pytest.mark.parametrize("preset_name", list(PRESETS))
+def test_rounds_swap_with_one_start_is_valid_on_every_preset(preset_name, group_local):
+    from evaluator.presets import get_preset
+    from evaluator.validation import validate_on
+
+    preset = get_preset(preset_name)
+    module = load_module(next(c for c in BUILT_IN if c.name == "rounds_swap"))
+    module.STARTS, module.GROUP_LOCAL = 1, group_local
+    weight = torch.from_numpy(generate("zipf", preset, seed=1, windows=1)[0])
+    phy2log, _, logcnt = validate_on(rebalance_function(module)(weight, *preset.rebalance_args()), preset)
+    two = load_module(next(c for c in BUILT_IN if c.name == "rounds_swap"))
+    two.GROUP_LOCAL = group_local
+    phy2log2, _, logcnt2 = rebalance_function(two)(weight, *preset.rebalance_args())
+    # The second start is a choice per layer: with it, no layer's heaviest GPU is heavier.
+    peak = gpu_loads(weight, phy2log, logcnt, preset.num_gpus).max(dim=1).values
+    peak2 = gpu_loads(weight, phy2log2, logcnt2, preset.num_gpus).max(dim=1).values
+    assert torch.all(peak2 <= peak * (1 + 1e-6))
+
+
 CHOOSING = [c for c in BUILT_IN if "GROUP_LOCAL = 1" in c.source]
 
 

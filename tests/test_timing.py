@@ -16,7 +16,7 @@ from evaluator.validation import validate_on
 from harness import sandbox
 from harness.candidate import Candidate, baseline, load_module, rebalance_function
 from harness.runner import time_task
-from harness.transport import probe_source
+from harness.transport import probe_source, transport_floor
 
 # Allocates 2.5 MiB, touches it and frees it each call, like a policy's scratch arrays, and
 # reports the page faults per call (after 3 warm-up calls) as its error on call 23.
@@ -175,3 +175,14 @@ def test_a_timed_call_counts_the_policy_alone_net_of_the_sandbox_round_trip():
     assert 0 < stats["transport_s"] < 0.01  # the probe's round trip, in a worker of its own
     assert stats["median_s"] == pytest.approx(stats["measured_median_s"] - stats["transport_s"])
     assert 0.02 <= stats["median_s"] < 0.0215 and stats["transport_s"] > 0.0002
+
+
+def test_the_transport_floor_is_measured_whatever_dtypes_the_candidate_answers_in():
+    preset = get_preset("mixtral-8x7b")
+    L, E, P = preset.num_layers, preset.num_experts, preset.num_replicas
+    # uint8 cannot hold the probe's -1 padding: it answers in int64 instead of failing the run.
+    outputs = (torch.zeros((L, P), dtype=torch.uint8), torch.zeros((L, E, P - E + 1), dtype=torch.uint8),
+               torch.zeros((L, E), dtype=torch.uint8))
+    history = Case("zipf", preset.name, 0, windows=2).history()
+    floor = transport_floor(outputs, set(), history, preset, 3, 1, 0, sandbox.Limits(timeout_s=60))
+    assert 0 < floor["median_s"] < 0.01
