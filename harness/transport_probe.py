@@ -26,20 +26,24 @@ def replicate_experts(weight, num_phy):
     raise NotImplementedError("the transport probe only answers rebalance_experts")
 
 
-def _answer() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each expert once, the extra slots to experts ``0, 1, ..`` in turn, in every layer."""
+def _answer(num_nodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Node by node, each node's experts (whole groups) once, then its extra slots to them in turn."""
     (layers, slots), (_, experts, width) = SHAPES[0], SHAPES[1]
-    phy = np.concatenate([np.arange(experts), np.arange(slots - experts) % experts])
+    node_slots, node_experts = slots // num_nodes, experts // num_nodes
+    local = np.concatenate([np.arange(node_experts), np.arange(node_slots - node_experts) % node_experts])
+    phy = (np.arange(num_nodes)[:, None] * node_experts + local).ravel()
     count = np.bincount(phy, minlength=experts)
+    rank = np.tile(np.arange(node_slots) // node_experts, num_nodes)  # the k-th pass over a node's experts
     log2phy = np.full((experts, width), -1)
-    log2phy[phy, np.arange(slots) // experts] = np.arange(slots)  # slot e + k * E holds e's k-th replica
+    log2phy[phy, rank] = np.arange(slots)
     arrays = (np.tile(phy, (layers, 1)), np.tile(log2phy, (layers, 1, 1)), np.tile(count, (layers, 1)))
     return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=d)) for a, d in zip(arrays, DTYPES, strict=True))
 
 
 def rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_gpus, **context):
     if not _ANSWER:
-        _ANSWER.extend(_answer())
+        # Groups whole on nodes when they divide over them (a deployment may require it).
+        _ANSWER.extend(_answer(num_nodes if num_groups % num_nodes == 0 else 1))
     return tuple(_ANSWER)
 
 

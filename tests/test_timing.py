@@ -137,10 +137,15 @@ def test_timed_calls_get_the_windows_before_theirs_renamed_as_their_own():
             assert np.abs(weight / (i % 3 + 1) - window / (j + 1)).max() <= 1
 
 
-@pytest.mark.parametrize("preset_name", ["deepseek-v3", "mixtral-8x7b", "qwen3-235b"])
+@pytest.mark.parametrize("preset_name,spec", [
+    ("deepseek-v3", None), ("deepseek-v3", "slots=288,gpus=32,nodes=4,group_local=required"), ("mixtral-8x7b", None),
+    ("deepseek-v3", "slots=320,gpus=32,nodes=8,group_local=required"), ("kimi-k2", None)])
 @pytest.mark.parametrize("context", [set(), {"load_history"}, {"previous_phy2log", "load_history"}])
-def test_transport_probe_answers_a_valid_placement_shaped_and_typed_as_the_candidates(preset_name, context):
+def test_transport_probe_answers_a_valid_placement_shaped_and_typed_as_the_candidates(preset_name, spec, context):
+    from evaluator.deployment import Deployment
+
     preset = get_preset(preset_name)
+    preset = preset.deployed(Deployment.parse(spec)) if spec else preset
     L, E, P = preset.num_layers, preset.num_experts, preset.num_replicas
     width = P - E + 1
     outputs = (torch.zeros((L, P), dtype=torch.int32), torch.zeros((L, E, width), dtype=torch.int64),
