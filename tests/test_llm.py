@@ -147,7 +147,9 @@ def test_an_unmatched_search_is_sent_back_with_the_error_and_the_closest_region(
     retry = server.requests[1]["messages"]
     assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"]
     assert "GROUP_LOCAL = 2" in retry[2]["content"]  # its own answer, then why it failed
-    assert "SEARCH text not found" in retry[3]["content"] and "lines 34-35" in retry[3]["content"]
+    lines = ROUNDS.source.splitlines()
+    at = lines.index("GROUP_LOCAL = 1") + 1  # the closest region: that line and KNOBS after it
+    assert "SEARCH text not found" in retry[3]["content"] and f"lines {at}-{at + 1}" in retry[3]["content"]
     assert "\nGROUP_LOCAL = 1\nKNOBS = {" in retry[3]["content"]
     calls = op.ledger.drain()
     assert [c["outcome"] for c in calls] == ["unusable", "applied"] and [c["attempt"] for c in calls] == [1, 2]
