@@ -16,27 +16,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from evaluator.metrics import gpu_loads
+from evaluator.metrics import balancedness, gpu_loads
 from evaluator.scoring import score_case
 from evaluator.suites import get_suite
 from evaluator.workloads.base import WORKLOADS
 from harness import sandbox
+from harness.knobs import bake, declared_knobs
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = sandbox.Limits(timeout_s=3600)
 
 
-def source(name: str, **knobs: int) -> str:
+def source(name: str, **values: int) -> str:
+    """The built-in's source with ``values`` baked into its declared knobs."""
     text = (ROOT / "candidates" / f"{name}.py").read_text()
-    for knob, value in knobs.items():
-        text = re.sub(rf"^{knob} = .*$", f"{knob} = {value}", text, count=1, flags=re.M)
-    return text
+    return bake(text, [k for k in declared_knobs(text) if k.name in values], values)
 
 
 def policy_balance(worker: sandbox.Worker, cases: list) -> float:
@@ -52,7 +51,7 @@ def ceiling_balance(worker: sandbox.Worker, cases: list, target: str, first: int
         popularity = WORKLOADS.create(case.family, dict(case.params)).popularity(
             np.random.default_rng(case.seed), preset, 400)  # its first windows are the case's
         expected = popularity[len(history):].mean(axis=0)
-        mean_total = max_total = 0.0
+        loads = []
         for t in range(len(history) - 1):
             if t < first:
                 weight = history[t].astype(np.float64)
@@ -61,11 +60,9 @@ def ceiling_balance(worker: sandbox.Worker, cases: list, target: str, first: int
             else:
                 weight = popularity[t] if case.family == "drifting" else expected
             (phy2log, _, logcnt), _ = worker.call(np.ascontiguousarray(weight * 1e6), preset.rebalance_args())
-            loads = gpu_loads(torch.from_numpy(history[t + 1]), torch.from_numpy(phy2log).long(),
-                              torch.from_numpy(logcnt).long(), preset.num_gpus)
-            mean_total += float(loads.mean(dim=1).sum())
-            max_total += float(loads.max(dim=1).values.sum())
-        values.append(mean_total / max_total)
+            loads.append(gpu_loads(torch.from_numpy(history[t + 1]), torch.from_numpy(phy2log).long(),
+                                   torch.from_numpy(logcnt).long(), preset.num_gpus))
+        values.append(balancedness(torch.cat(loads)))  # pooled over windows, as score_case pools them
     return float(np.mean(values))
 
 
